@@ -1,0 +1,66 @@
+"""Model zoo: torch nn.Modules by name, with parameter and FLOP counts for the compute model."""
+
+import math
+
+import torch
+from torch import nn
+
+from models.mcmahan_cnn import McMahanCNN
+from models.mlp import MLP2NN
+from models.small_cnn import SmallCNN
+
+MODELS = {"mcmahan_cnn": McMahanCNN, "mlp": MLP2NN, "small_cnn": SmallCNN}
+
+
+class UnknownModelError(ValueError):
+    pass
+
+
+def build(name: str, **kwargs) -> nn.Module:
+    """The model registered as `name`, constructed with `kwargs`."""
+    if name not in MODELS:
+        known = ", ".join(sorted(MODELS))
+        raise UnknownModelError(f"unknown model {name!r}; use one of: {known}")
+    return MODELS[name](**kwargs)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def flops_per_sample(module: nn.Module, input_shape: tuple) -> float:
+    """Forward FLOPs for one sample: 2 x the multiply-adds of every Conv2d and Linear layer.
+
+    Biases, activations and pooling are left out: they are a rounding error next to the
+    matrix products, and this is the count the compute model scales (x3 for a training step).
+    """
+    weight = next(module.parameters(), None)
+    if weight is None:
+        return 0.0  # no parameters, so no Conv2d or Linear layer to count
+    flops = 0
+
+    def count(layer, inputs, output):
+        nonlocal flops
+        if isinstance(layer, nn.Conv2d):
+            macs_per_output = layer.in_channels // layer.groups * math.prod(layer.kernel_size)
+        else:
+            macs_per_output = layer.in_features
+        flops += 2 * output.numel() * macs_per_output
+
+    hooks = [
+        layer.register_forward_hook(count)
+        for layer in module.modules()
+        if isinstance(layer, (nn.Conv2d, nn.Linear))
+    ]
+    # Eval mode so the dummy pass leaves BatchNorm statistics untouched.
+    was_training = module.training
+    dummy = torch.zeros((1, *input_shape), dtype=weight.dtype, device=weight.device)
+    try:
+        module.eval()
+        with torch.no_grad():
+            module(dummy)
+    finally:
+        module.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return float(flops)

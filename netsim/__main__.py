@@ -1,0 +1,69 @@
+"""python -m netsim EXPERIMENT.py [--set key=value ...] [--out DIR] [--device auto|cpu|cuda]"""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from pathlib import Path
+
+from netsim.compute import ComputeError
+from netsim.data import DataError
+from netsim.experiment import ConfigError, Experiment
+from netsim.network import NetworkError
+from netsim.units import UnitError
+from topologies.graphs import TopologyError
+
+USER_ERRORS = (ConfigError, ComputeError, DataError, NetworkError, TopologyError, UnitError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m netsim", description=__doc__)
+    parser.add_argument("experiment", help="an experiment file, e.g. experiments/ps_vs_p2p.py")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting (repeatable): steps=20, p2p.lr=0.1",
+    )
+    parser.add_argument("--out", default="results", help="results folder (default: results)")
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default=None,
+        help="where tensors live (default: the experiment's, else auto)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+    try:
+        experiment = load(args.experiment)
+        experiment.override(args.set)
+        from netsim.runner import run
+        from netsim.sim import SimulationError
+
+        try:
+            run(experiment, args.out, args.device, progress=not args.no_progress)
+        except SimulationError as exc:
+            raise ConfigError(str(exc)) from None
+    except USER_ERRORS as exc:
+        print(f"netsim: error: {exc}", file=sys.stderr)
+        return 2
+    table = Path(args.out) / experiment.name / "summary.md"
+    print(table.read_text(), end="")
+    print(f"results and plots: {table.parent}/")
+    return 0
+
+
+def load(path: str) -> Experiment:
+    if not Path(path).is_file():
+        raise ConfigError(f"no experiment file {path!r}: pass a path like experiments/ps_vs_p2p.py")
+    namespace = runpy.run_path(path)
+    experiment = namespace.get("experiment")
+    if not isinstance(experiment, Experiment):
+        raise ConfigError(f"{path} must define `experiment = Experiment(...)`")
+    return experiment
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""Algorithms: each a frozen dataclass of hyper-parameters with one ``async def`` per role."""
+
+from netsim.algorithms.p2p import P2PPull
+from netsim.algorithms.parameter_server import AsyncPS, SyncPS
+from netsim.algorithms.sgd import SGD
+
+__all__ = ["SGD", "SyncPS", "AsyncPS", "P2PPull"]

@@ -1,0 +1,50 @@
+"""Pure helpers shared by the algorithms: layouts, global models and compression.
+
+Nothing here touches the simulator, so each function is tested on plain tensors.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import torch
+
+
+def peers(graph: nx.Graph) -> tuple[nx.Graph, list[tuple[str, ...]]]:
+    """Every node of the graph is a worker that also answers its peers' requests."""
+    return graph, [("worker", "serve")] * graph.number_of_nodes()
+
+
+def solo(graph: nx.Graph) -> tuple[nx.Graph, list[tuple[str, ...]]]:
+    """Every node trains alone (a single-machine baseline when the graph has one node)."""
+    return graph, [("worker",)] * graph.number_of_nodes()
+
+
+def with_server(graph: nx.Graph) -> tuple[nx.Graph, list[tuple[str, ...]]]:
+    """Adds one server node (id n) linked to every worker; the workers' own edges are unused."""
+    n = graph.number_of_nodes()
+    star = nx.Graph()
+    star.add_nodes_from(range(n + 1))
+    star.add_edges_from((i, n) for i in range(n))
+    return star, [("worker",)] * n + [("server",)]
+
+
+def worker_mean(X: torch.Tensor, roles: list[str]) -> torch.Tensor:
+    """The average of the workers' parameter rows."""
+    rows = [i for i, role in enumerate(roles) if role == "worker"]
+    return X[rows].mean(0) if len(rows) < len(roles) else X.mean(0)
+
+
+def server_row(X: torch.Tensor, roles: list[str]) -> torch.Tensor:
+    return X[roles.index("server")]
+
+
+def mean_threshold(v: torch.Tensor, segments: list[tuple[int, int]]):
+    """Per-layer sparsification: keep entries with |v| >= the mean |v| of their layer.
+
+    Returns int32 indices and the kept values; sends about half of each layer or less.
+    """
+    lengths = torch.tensor([end - start for start, end in segments], device=v.device)
+    means = torch.stack([v[start:end].abs().mean() for start, end in segments])
+    keep = v.abs() >= torch.repeat_interleave(means, lengths)
+    idx = keep.nonzero().squeeze(1)
+    return idx.to(torch.int32), v[idx]

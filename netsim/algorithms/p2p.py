@@ -1,0 +1,79 @@
+"""Peer-to-peer pull averaging (Cui 2019, Algorithm 1), with optional gradient compression.
+
+    worker i, after each local SGD step:
+        pick a random peer j among its neighbours; request j's current model
+        if the reply arrives within `timeout`:  x_i <- (x_i + x_j) / 2
+        else: skip this step's averaging (a slow or lost reply never stalls training)
+    serve j: answer each request with x_j as it is now (mid-step: from before that step)
+
+With ``compress=True`` a reply carries, per layer, only the entries of x_j - r_ij whose magnitude
+reaches the layer's mean magnitude (values plus int32 indices), where r_ij is what i already holds
+of j; the unsent rest stays in x_j - r_ij and goes out later (error feedback). The first reply, and
+any reply after a lost one, is the full model, so both sides always agree on r_ij.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from netsim.algorithms import ops
+from netsim.units import parse_time
+
+
+@dataclass(frozen=True)
+class P2PPull:
+    timeout: float | str = "1s"
+    compress: bool = False
+    needs_connected: ClassVar[bool] = True
+
+    def layout(self, graph):
+        return ops.peers(graph)
+
+    def global_model(self, X, roles):
+        return ops.worker_mean(X, roles)
+
+    async def worker(self, node):
+        held = {}  # peer -> (version, i's copy r_ij of peer j's model)
+        timeout = parse_time(self.timeout)
+        while not node.done:
+            await node.train()
+            for late in node.drain("model"):
+                _update(held, late)
+            peer = int(node.rng.choice(node.out_neighbors))
+            node.send(peer, "pull", have=held.get(peer, (-1, None))[0])
+            reply = await node.recv("model", timeout=timeout)
+            if reply is not None and _update(held, reply):
+                node.x.add_(held[reply.src][1]).mul_(0.5)
+
+    async def serve(self, node):
+        sent = {}  # requester -> (version, r_ij as the requester holds it)
+        while True:
+            request = await node.recv("pull")
+            version, ref = sent.get(request.src, (-1, None))
+            if not self.compress:
+                node.send(request.src, "model", x=node.x)
+            elif ref is None or request.have != version:
+                sent[request.src] = (version + 1, node.x.clone())
+                node.send(request.src, "model", x=node.x, version=version + 1)
+            else:
+                idx, values = ops.mean_threshold(node.x - ref, node.segments)
+                ref[idx.long()] += values
+                sent[request.src] = (version + 1, ref)
+                node.send(request.src, "model", idx=idx, values=values, version=version + 1)
+
+
+def _update(held: dict, reply) -> bool:
+    """Brings i's copy of the replying peer's model up to date; False if the reply is unusable."""
+    if "version" not in reply.payload:
+        held[reply.src] = (0, reply.x)
+        return True
+    version, ref = held.get(reply.src, (-1, None))
+    if "x" in reply.payload:
+        held[reply.src] = (reply.version, reply.x)
+        return True
+    if ref is None or reply.version != version + 1:
+        return False
+    ref[reply.idx.long()] += reply.values
+    held[reply.src] = (reply.version, ref)
+    return True

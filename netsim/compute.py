@@ -1,0 +1,101 @@
+"""Simulated compute time of one SGD step.
+
+seconds = base x speed_i x jitter, where
+- base is a constant (``step_time="0.58s"``), or batch x FLOPs per sample x 3 / device FLOP/s
+  (forward plus a backward of about twice the forward), or, opt-in, the real measured wall time
+  of the step (``calibrate=True``: faithful to this machine, but not reproducible);
+- speed_i is node i's slowness factor: 1, times exp(N(0, heterogeneity^2)), times
+  ``straggler_factor`` for a seeded ``stragglers`` fraction of the workers, times any explicit
+  per-node or per-role factor in ``speed``;
+- jitter is exp(N(0, jitter^2)) drawn per step from the node's seeded generator, as real machines
+  never take exactly the same time twice.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from netsim.units import parse_time
+
+
+class ComputeError(ValueError):
+    pass
+
+
+_FLOPS = re.compile(r"^\s*([0-9.eE+-]+)\s*([kKMGTP]?)(?:FLOP/?s|FLOPS|flop/?s)?\s*$")
+_PREFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
+
+
+def parse_flops(value: float | str) -> float:
+    """'180GFLOP/s' -> 1.8e11; numbers pass through."""
+    if isinstance(value, (int, float)):
+        rate = float(value)
+    else:
+        match = _FLOPS.match(str(value))
+        if not match:
+            raise ComputeError(f"cannot read device speed {value!r}: write e.g. '180GFLOP/s'")
+        rate = float(match.group(1)) * _PREFIX[match.group(2)]
+    if not rate > 0 or math.isinf(rate):
+        raise ComputeError(f"device speed must be a positive FLOP/s figure, got {value!r}")
+    return rate
+
+
+@dataclass(frozen=True)
+class Compute:
+    """How long a step takes on the simulated clock (see the module docstring)."""
+
+    step_time: float | str | None = None
+    device_flops: float | str = "1TFLOP/s"
+    calibrate: bool = False
+    jitter: float = 0.0
+    heterogeneity: float = 0.0
+    stragglers: float = 0.0
+    straggler_factor: float = 1.0
+    speed: Mapping[int | str, float] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.step_time is not None and not parse_time(self.step_time) > 0:
+            raise ComputeError(f"compute.step_time must be > 0, got {self.step_time!r}")
+        parse_flops(self.device_flops)
+        for name in ("jitter", "heterogeneity", "stragglers"):
+            if not getattr(self, name) >= 0:
+                raise ComputeError(f"compute.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.stragglers > 1:
+            raise ComputeError(f"compute.stragglers is a fraction in [0, 1], got {self.stragglers}")
+        if not self.straggler_factor > 0:
+            raise ComputeError("compute.straggler_factor must be > 0 (2.0 = twice as slow)")
+        for key, factor in self.speed.items():
+            if not factor > 0:
+                raise ComputeError(f"compute.speed[{key!r}] must be > 0, got {factor!r}")
+
+    def base_seconds(self, batch: int, flops_per_sample: float) -> float:
+        if self.step_time is not None:
+            return parse_time(self.step_time)
+        return batch * flops_per_sample * 3.0 / parse_flops(self.device_flops)
+
+    def speeds(self, roles: list[str], rng: np.random.Generator) -> np.ndarray:
+        """Per-node slowness factors, drawn once per run from the run's seeded generator."""
+        n = len(roles)
+        factors = (
+            np.exp(rng.normal(0.0, self.heterogeneity, n)) if self.heterogeneity else np.ones(n)
+        )
+        workers = [i for i, role in enumerate(roles) if role == "worker"]
+        slow = rng.permutation(workers)[: round(self.stragglers * len(workers))]
+        factors[slow] *= self.straggler_factor
+        for key, factor in self.speed.items():
+            for i, role in enumerate(roles):
+                if key == i or key == role:
+                    factors[i] *= factor
+        return factors
+
+    def step_seconds(self, base: float, speed: float, rng: np.random.Generator, measured=None):
+        """Seconds of one step; ``measured`` is the real wall time, used when calibrating."""
+        seconds = measured if self.calibrate and measured is not None else base
+        if self.jitter:
+            seconds *= math.exp(rng.normal(0.0, self.jitter))
+        return float(seconds * speed)

@@ -1,0 +1,214 @@
+"""Experiment and Run: a declarative spec, validated up front with one clear line per mistake.
+
+An experiment file holds values: shared settings and a list of runs, each a name, an algorithm
+and the settings it changes. ``--set key=value`` replaces a shared setting (every run that does not
+set the key itself); ``--set run.key=value`` one run's; dotted keys reach into the network, the
+compute model and the algorithm (``network.latency=5ms``, ``algorithm.timeout=2``).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import networkx as nx
+
+import models
+from netsim.compute import Compute
+from netsim.network import Network
+from topologies import graphs
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs besides its name. Units: seconds, bytes, bits/s."""
+
+    algorithm: Any = None
+    data: str = "fashion_mnist"
+    data_root: str | None = None
+    partition: str = "iid"
+    alpha: float = 0.5
+    shards_per_node: int = 2
+    model: str = "small_cnn"
+    batch: int = 32
+    lr: float = 0.05
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    workers: int = 4
+    topology: Any = "complete"
+    degree: int = 4
+    p: float = 0.5
+    network: Network = field(default_factory=Network)
+    compute: Compute = field(default_factory=Compute)
+    steps: int | None = None
+    until: float | str | None = None
+    stop: str = "all"
+    eval_every: int | str = 50
+    eval_subset: int = 1000
+    seed: int = 0
+    device: str = "auto"
+
+    def partition_kwargs(self) -> dict:
+        return {
+            "dirichlet": {"alpha": self.alpha},
+            "shards": {"shards_per_node": self.shards_per_node},
+        }.get(self.partition, {})
+
+    def graph(self) -> nx.Graph:
+        """The workers' graph: a user's networkx graph, or one built by name."""
+        if isinstance(self.topology, (nx.Graph, nx.DiGraph)):
+            return graphs.check(self.topology, require_connected=self._needs_connected())
+        if self.workers == 1:
+            return nx.empty_graph(1)  # a lone worker has no peers, whatever the family
+        extra = {"k_regular": {"k": self.degree}, "erdos_renyi": {"p": self.p, "seed": self.seed}}
+        graph = graphs.build(self.topology, self.workers, **extra.get(self.topology, {}))
+        return graphs.check(graph, require_connected=self._needs_connected())
+
+    def _needs_connected(self) -> bool:
+        return getattr(self.algorithm, "needs_connected", False) and self.workers > 1
+
+    def validate(self) -> None:
+        if self.algorithm is None:
+            raise ConfigError("a run has no algorithm: write Run('name', SomeAlgorithm())")
+        positive = {"batch": self.batch, "workers": self.workers, "eval_subset": self.eval_subset}
+        for key, value in positive.items():
+            if not (isinstance(value, int) and value >= 1):
+                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        if not (self.lr >= 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0):
+            raise ConfigError("need lr >= 0, 0 <= momentum < 1 and weight_decay >= 0")
+        if self.steps is None and self.until is None:
+            raise ConfigError("a run needs a stop: set steps=N (per worker) or until='60s'")
+        if self.steps is not None and not (isinstance(self.steps, int) and self.steps >= 1):
+            raise ConfigError(f"steps must be a positive integer, got {self.steps!r}")
+        if self.stop not in ("all", "first"):
+            raise ConfigError(f"stop must be 'all' or 'first', got {self.stop!r}")
+        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, (int, str)):
+            raise ConfigError("eval_every is steps (an int) or simulated time ('30s')")
+        if self.model not in models.MODELS:
+            raise ConfigError(f"unknown model {self.model!r}; known: {', '.join(models.MODELS)}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if isinstance(self.eval_every, int) and self.eval_every < 1:
+            raise ConfigError("eval_every must be >= 1 step")
+        self.compute.validate()
+
+    def describe(self) -> dict:
+        """A JSON-able record of the settings for config.json."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                value = {"name": type(value).__name__} | dataclasses.asdict(value)
+            elif isinstance(value, (nx.Graph, nx.DiGraph)):
+                value = {
+                    "graph": type(value).__name__,
+                    "nodes": value.number_of_nodes(),
+                    "edges": sorted(map(list, value.edges())),
+                }
+            out[f.name] = value
+        return out
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    algorithm: Any
+    settings: dict = field(default_factory=dict)
+
+    def __init__(self, name: str, algorithm: Any, **settings: Any):
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "algorithm", algorithm)
+        object.__setattr__(self, "settings", settings)
+
+
+class Experiment:
+    """Shared settings plus a list of runs; ``resolve`` gives each run's validated Settings."""
+
+    def __init__(self, name: str, runs: list[Run], **shared: Any):
+        if not runs:
+            raise ConfigError(f"experiment {name!r} has no runs")
+        self.name, self.runs, self.shared = name, list(runs), dict(shared)
+        _check_keys(self.shared, "experiment setting")
+        for run in self.runs:
+            _check_keys(run.settings, f"setting of run {run.name!r}")
+        names = [run.name for run in self.runs]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"run names must be unique, got {names}")
+
+    def override(self, assignments: list[str]) -> None:
+        """Applies ``--set key=value`` strings (see the module docstring)."""
+        for text in assignments:
+            key, sep, raw = text.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"--set takes key=value, got {text!r}")
+            value = parse_value(raw)
+            head, _, rest = key.partition(".")
+            targets = [r for r in self.runs if r.name == head] if rest else []
+            if targets:
+                self._set(targets, rest, value, shared=False)
+            else:
+                self._set(self.runs, key, value, shared=True)
+
+    def _set(self, runs: list[Run], key: str, value: Any, shared: bool) -> None:
+        head, _, rest = key.partition(".")
+        if head == "algorithm":
+            fitting = [r for r in runs if rest in _field_names(r.algorithm)]
+            if not rest or not fitting:
+                raise ConfigError(f"no run's algorithm has a field {rest!r} to set")
+            for run in fitting:
+                algorithm = replace(run.algorithm, **{rest: value})
+                self.runs[self.runs.index(run)] = Run(run.name, algorithm, **run.settings)
+            return
+        _check_keys({head: None}, "--set key")
+        for run in [None] if shared else runs:
+            values = self.shared if run is None else run.settings
+            if rest:
+                current = values.get(head, self.shared.get(head, getattr(Settings(), head)))
+                if rest not in _field_names(current):
+                    raise ConfigError(
+                        f"{head} has no field {rest!r}; fields: "
+                        f"{', '.join(_field_names(current)) or 'none'}"
+                    )
+                new = values | {head: replace(current, **{rest: value})}
+            else:
+                new = values | {head: value}
+            if run is None:
+                self.shared = new
+            else:
+                self.runs[self.runs.index(run)] = Run(run.name, run.algorithm, **new)
+
+    def resolve(self) -> list[tuple[str, Settings]]:
+        resolved = []
+        for run in self.runs:
+            values = self.shared | run.settings
+            values["algorithm"] = run.algorithm
+            settings = Settings(**values)
+            settings.validate()
+            resolved.append((run.name, settings))
+        return resolved
+
+
+def parse_value(raw: str) -> Any:
+    """'20' -> 20, '0.5' -> 0.5, 'None' -> None, "[1,2]" -> list; anything else stays text."""
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+
+
+def _check_keys(values: dict, what: str) -> None:
+    known = {f.name for f in fields(Settings)} - {"algorithm"}
+    for key in values:
+        if key not in known:
+            hint = ", ".join(sorted(known))
+            raise ConfigError(f"unknown {what} {key!r}; known settings: {hint}")
+
+
+def _field_names(obj: Any) -> list[str]:
+    return [f.name for f in fields(obj)] if dataclasses.is_dataclass(obj) else []

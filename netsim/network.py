@@ -1,0 +1,179 @@
+"""The network a run is simulated on: NICs, links and their validation (the runtime is fabric.py).
+
+Flow-level model in the style of SimGrid (Velho, Schnorr, Casanova, Legrand, "On the
+validity of flow-level TCP network models for grid and cloud simulations", ACM TOMACS
+2013). Every node has a NIC whose uplink and downlink (bits/s) plug into a non-blocking
+switch; an edge may add latency, its own capacity (per direction), loss and payload noise.
+A message of S = msg.size bytes pays its edge's latency, then is a flow of 8 S bits through
+the sender's uplink, the edge (if it has a capacity) and the receiver's downlink:
+
+- "maxmin": concurrent flows share capacity max-min fairly (progressive filling), recomputed
+  once per instant at which flows start or end, over only the flows and links connected to
+  them, and a flow's completion is rescheduled only when its rate changed;
+- "fifo": whole messages take turns on each NIC direction: a message holds the sender's
+  uplink, then the receiver's downlink, and transmits at the smallest capacity on its path.
+
+A message counts against the sender's uplink queue from send until its transfer ends, and
+against the receiver's downlink queue from when it enters that link until then.
+"""
+
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import partial
+
+from netsim.units import UnitError, parse_bytes, parse_rate, parse_time
+
+_SHARINGS = ("maxmin", "fifo")
+_NODE_KEYS = ("bandwidth", "up", "down", "queue")
+_EDGE_KEYS = ("latency", "bandwidth", "loss", "noise")
+_GOODPUT = (lambda g: 0 < g <= 1, "in (0, 1], e.g. 0.956")
+_LOSS = (lambda p: 0 <= p <= 1, "a probability in [0, 1], e.g. 0.01")
+_NOISE = (lambda s: 0 <= s < math.inf, "a finite sigma >= 0, e.g. 0.01")
+
+
+class NetworkError(ValueError):
+    """An invalid Network spec."""
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One edge, the same in both directions."""
+
+    latency: float  # s, one way
+    bandwidth: float | None  # bits/s per direction with goodput applied; None: NICs only
+    loss: float  # probability that a message is dropped at arrival
+    noise: float  # sigma of the Gaussian noise added to floating tensors at delivery
+
+
+@dataclass(frozen=True)
+class Nic:
+    """One node's network card."""
+
+    up: float  # bits/s with goodput applied
+    down: float
+    queue: int | None  # bytes per direction; None: unlimited
+
+
+@dataclass(frozen=True)
+class ResolvedNetwork:
+    """A Network checked and in SI units, for nodes 0..len(nics)-1."""
+
+    sharing: str
+    nics: tuple[Nic, ...]
+    default: Edge
+    edges: Mapping[tuple[int, int], Edge]  # keyed (smaller id, larger id)
+
+    def edge(self, u: int, v: int) -> Edge:
+        return self.edges.get((min(u, v), max(u, v)), self.default)
+
+
+@dataclass(frozen=True)
+class Network:
+    """The network of a run: defaults for every NIC and edge, plus overrides.
+
+    nodes: {node id or role name: {"bandwidth" | "up" | "down" | "queue": value}}; a role
+    name applies to every node with that role, an id beats a role, "up" and "down" beat
+    "bandwidth". edges: {(u, v): {"latency" | "bandwidth" | "loss" | "noise": value}}, for
+    both directions. Example: Network("1Gbit/s", "5ms", nodes={"server": {"bandwidth":
+    "300Mbit/s"}}).
+    """
+
+    bandwidth: float | str = "1Gbit/s"  # NIC capacity, uplink and downlink, bits/s
+    latency: float | str = 0.0  # one-way latency of every edge, s
+    sharing: str = "maxmin"  # or "fifo"
+    goodput: float = 1.0  # scales every capacity; 0.956 ~ TCP over Ethernet (1448/1514)
+    queue: int | str | None = None  # bytes per NIC direction, overflow drops; None: unlimited
+    loss: float = 0.0  # per-edge probability of dropping a message
+    noise: float = 0.0  # per-edge sigma of Gaussian noise on floating payload tensors
+    nodes: Mapping = field(default_factory=dict)
+    edges: Mapping = field(default_factory=dict)
+
+    def resolve(self, roles: list[str]) -> ResolvedNetwork:
+        """Check every field for nodes 0..len(roles)-1 (node i plays roles[i]); SI units."""
+        if self.sharing not in _SHARINGS:
+            raise NetworkError(f"Network.sharing = {self.sharing!r}: use one of {_SHARINGS}")
+        goodput = _number("Network.goodput", self.goodput, _GOODPUT)
+        rate = lambda where, value: _unit(parse_rate, where, value) * goodput
+        queue = lambda where, value: None if value is None else _unit(parse_bytes, where, value)
+        parsers = {
+            "bandwidth": rate,
+            "up": rate,
+            "down": rate,
+            "queue": queue,
+            "latency": partial(_unit, parse_time),
+            "loss": partial(_number, rule=_LOSS),
+            "noise": partial(_number, rule=_NOISE),
+        }
+        bandwidth = rate("Network.bandwidth", self.bandwidth)
+        nics = [Nic(bandwidth, bandwidth, queue("Network.queue", self.queue))] * len(roles)
+        # Role overrides first, so that an id override wins over its node's role.
+        for key, spec in sorted(self.nodes.items(), key=lambda item: not isinstance(item[0], str)):
+            where = f"Network.nodes[{key!r}]"
+            parsed = _parse_spec(where, spec, _NODE_KEYS, parsers)
+            if "bandwidth" in parsed:
+                bandwidth = parsed.pop("bandwidth")
+                parsed = {"up": bandwidth, "down": bandwidth} | parsed
+            for i in _node_ids(where, key, roles):
+                nics[i] = replace(nics[i], **parsed)
+        default = Edge(
+            _unit(parse_time, "Network.latency", self.latency),
+            None,
+            _number("Network.loss", self.loss, _LOSS),
+            _number("Network.noise", self.noise, _NOISE),
+        )
+        edges = {}
+        for key, spec in self.edges.items():
+            where = f"Network.edges[{key!r}]"
+            parsed = _parse_spec(where, spec, _EDGE_KEYS, parsers)
+            uv = _edge_key(where, key, len(roles))
+            if uv in edges:
+                raise NetworkError(f"{where}: given twice, as (u, v) and (v, u); give it once")
+            edges[uv] = replace(default, **parsed)
+        return ResolvedNetwork(self.sharing, tuple(nics), default, edges)
+
+
+def _unit(parse: Callable, where: str, value):
+    try:
+        return parse(value)
+    except UnitError as error:
+        raise NetworkError(f"{where}: {error}") from None
+
+
+def _number(where: str, value, rule: tuple[Callable[[float], bool], str]) -> float:
+    ok, description = rule
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and ok(float(value)):
+        return float(value)
+    raise NetworkError(f"{where} = {value!r}: use a number {description}")
+
+
+def _parse_spec(where: str, spec, allowed: tuple[str, ...], parsers: dict) -> dict:
+    if not isinstance(spec, Mapping):
+        raise NetworkError(f"{where} = {spec!r}: use a dict with keys from {allowed}")
+    for key in spec:
+        if key not in allowed:
+            raise NetworkError(f"{where}: unknown key {key!r}; use keys from {allowed}")
+    return {key: parsers[key](f"{where}[{key!r}]", value) for key, value in spec.items()}
+
+
+def _is_node(key, n: int) -> bool:
+    return isinstance(key, numbers.Integral) and not isinstance(key, bool) and 0 <= key < n
+
+
+def _node_ids(where: str, key, roles: list[str]) -> list[int]:
+    if isinstance(key, str):
+        # A role absent from this run (no server in a single-machine run) matches no node; the
+        # experiment checks that every role key names a role of at least one of its runs.
+        return [i for i, role in enumerate(roles) if role == key]
+    if not _is_node(key, len(roles)):
+        raise NetworkError(f"{where}: use a node id in 0..{len(roles) - 1} or a role name")
+    return [int(key)]
+
+
+def _edge_key(where: str, key, n: int) -> tuple[int, int]:
+    if isinstance(key, tuple) and len(key) == 2 and all(_is_node(k, n) for k in key):
+        u, v = sorted(int(k) for k in key)
+        if u != v:
+            return u, v
+    raise NetworkError(f"{where}: use a pair (u, v) of two different node ids in 0..{n - 1}")

@@ -1,0 +1,179 @@
+"""Node: one simulated machine and the verbs that are the whole surface an algorithm sees.
+
+Parameters live in the simulation's population tensor; ``node.x`` is row i and the node's
+``nn.Module`` parameters are views into it, so ``torch.optim`` works unchanged.
+
+Causality: the gradient of a step is computed on the parameters at the step's start, and the
+optimizer applies it only when the step's simulated compute ends. A peer that reads ``node.x``
+mid-step therefore sees the parameters from before the step, as on a real machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from netsim import runtime
+from netsim.message import Message
+
+if TYPE_CHECKING:
+    from netsim.sim import Simulation
+
+
+class Node:
+    def __init__(self, sim: Simulation, i: int, role: str, module, optimizer, data, speed: float):
+        self.id = i
+        self.role = role
+        self.steps = 0
+        self.rng: np.random.Generator = sim.node_rng(i)
+        self._sim = sim
+        self._env = sim.env
+        self._module = module
+        self._optimizer = optimizer
+        self._data = data
+        self._speed = float(speed)
+        self._mail: dict[str, deque[Message]] = defaultdict(deque)
+        self._waiting: dict[str, deque] = defaultdict(deque)
+        graph = sim.graph
+        if graph.is_directed():
+            self.neighbors = sorted(graph.predecessors(i))
+            self.out_neighbors = sorted(graph.successors(i))
+        else:
+            self.neighbors = self.out_neighbors = sorted(graph.neighbors(i))
+
+    # -- state -------------------------------------------------------------------------
+    @property
+    def x(self) -> torch.Tensor:
+        """This node's flat parameter vector: a view of row i of the population tensor."""
+        return self._sim.X[self.id]
+
+    @property
+    def g(self) -> torch.Tensor:
+        """The gradient of the node's latest step (a view of the gradient population)."""
+        return self._sim.G[self.id]
+
+    @property
+    def segments(self) -> list[tuple[int, int]]:
+        """(start, end) of each parameter tensor (layer) within ``node.x``."""
+        return self._sim.segments
+
+    @property
+    def degree(self) -> int:
+        return len(self.neighbors)
+
+    @property
+    def world_size(self) -> int:
+        return len(self._sim.workers)
+
+    @property
+    def now(self) -> float:
+        return self._env.now
+
+    @property
+    def done(self) -> bool:
+        """True once this node has spent its step budget or the run's time is up."""
+        return self._sim.budget_spent(self)
+
+    # -- compute -----------------------------------------------------------------------
+    async def train(self, steps: int = 1) -> float:
+        """Runs ``steps`` SGD steps on local data; returns their mean loss."""
+        total = 0.0
+        for _ in range(steps):
+            t_start, loss, seconds = self.now, *self._backward()
+            await self.sleep(seconds)
+            self._optimizer.step()
+            total += self._finish_step(t_start, loss)
+        return total / steps
+
+    async def gradient(self) -> float:
+        """One step's gradient into ``node.g`` without applying it (parameter-server workers)."""
+        t_start, loss, seconds = self.now, *self._backward()
+        await self.sleep(seconds)
+        return self._finish_step(t_start, loss)
+
+    def apply(self, g: torch.Tensor) -> None:
+        """Applies a gradient with this node's optimizer (a server's update; no compute time)."""
+        self.g.copy_(g)
+        self._optimizer.step()
+
+    def _backward(self) -> tuple[float, float]:
+        sim = self._sim
+        batch = torch.from_numpy(self._data.next_batch())
+        inputs, targets = sim.dataset_train(batch)
+        started = time.perf_counter()
+        self._optimizer.zero_grad(set_to_none=False)
+        loss = F.cross_entropy(self._module(inputs), targets)
+        loss.backward()
+        value = loss.item()
+        measured = time.perf_counter() - started
+        seconds = sim.compute.step_seconds(sim.base_step_seconds, self._speed, self.rng, measured)
+        return value, seconds
+
+    def _finish_step(self, t_start: float, loss: float) -> float:
+        self.steps += 1
+        self._sim.record_step(self, t_start, loss)
+        return loss
+
+    def record(self, name: str, value: float) -> None:
+        """Logs an algorithm-specific quantity (e.g. staleness) to records.csv."""
+        self._sim.recorder.record(self.now, self.id, name, value)
+
+    # -- messages ----------------------------------------------------------------------
+    def send(self, dst: int, kind: str, **payload: Any):
+        """Sends a message; tensors are snapshot at send. Returns an event fired on delivery."""
+        snapshot = {k: v.detach().clone() if torch.is_tensor(v) else v for k, v in payload.items()}
+        return self._sim.fabric.transmit(Message(self.id, dst, kind, snapshot))
+
+    def recv(self, kind: str, timeout: float | None = None) -> runtime.Await:
+        """Awaits the next message of ``kind``; with a timeout, None if none came in time."""
+        if self._mail[kind]:
+            event = self._env.event()
+            event.succeed(self._mail[kind].popleft())
+            return runtime.Await(event)
+        event = self._env.event()
+        self._waiting[kind].append(event)
+        if timeout is not None:
+            self._env.timeout(max(0.0, timeout)).callbacks.append(
+                lambda _: self._give_up(kind, event)
+            )
+        return runtime.Await(event)
+
+    def drain(self, kind: str) -> list[Message]:
+        """Every message of ``kind`` in the mailbox now, oldest first; never waits."""
+        messages = list(self._mail[kind])
+        self._mail[kind].clear()
+        return messages
+
+    def _give_up(self, kind: str, event) -> None:
+        if not event.triggered:
+            self._waiting[kind].remove(event)
+            event.succeed(None)
+
+    def deliver(self, message: Message) -> None:
+        """Called by the simulation when the network delivers a message to this node."""
+        waiting = self._waiting[message.kind]
+        if waiting:
+            waiting.popleft().succeed(message)
+        else:
+            self._mail[message.kind].append(message)
+
+    # -- time --------------------------------------------------------------------------
+    def sleep(self, seconds: float) -> runtime.Await:
+        return runtime.sleep(self._env, seconds)
+
+    def all_of(self, events) -> runtime.Await:
+        return runtime.all_of(self._env, events)
+
+    def any_of(self, events) -> runtime.Await:
+        return runtime.any_of(self._env, events)
+
+    def wait(self, event, timeout: float | None = None) -> runtime.Await:
+        return runtime.wait(self._env, event, timeout)
+
+    def __repr__(self) -> str:
+        return f"Node({self.id}, {self.role}, steps={self.steps})"

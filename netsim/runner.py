@@ -1,0 +1,65 @@
+"""netsim.run: check every run of an experiment up front, then simulate each, then plot.
+
+Every mistake a spec can hold (a setting, the network, the topology, the data files) is found
+before the first run starts, so a long experiment never dies half-way on a typo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from netsim import data as datasets
+from netsim.experiment import ConfigError, Experiment, Settings
+
+
+def preflight(settings: Settings):
+    """Validates one run completely; returns the workers' graph and its nodes' roles."""
+    settings.validate()
+    graph = settings.graph()
+    _, roles = settings.algorithm.layout(graph)
+    roles = [r[0] for r in roles]
+    settings.network.resolve(roles)
+    datasets.load(settings.data, settings.data_root)
+    return graph, roles
+
+
+def _check_role_keys(runs, checked) -> None:
+    """A per-role network override must name a role that some run actually has."""
+    seen = {role for _, roles in checked for role in roles}
+    for _, settings in runs:
+        for key in settings.network.nodes:
+            if isinstance(key, str) and key not in seen:
+                raise ConfigError(
+                    f"Network.nodes[{key!r}]: no run has a node with this role; "
+                    f"roles are {sorted(seen)}"
+                )
+
+
+def run(
+    experiment: Experiment,
+    out: str | Path = "results",
+    device: str | None = None,
+    progress: bool = True,
+    plot: bool = True,
+) -> dict[str, dict]:
+    """Runs every run of the experiment; returns {run name: summary}. Writes under out/name/."""
+    from netsim.sim import Simulation  # torch-heavy; imported once the spec is known to be sound
+
+    runs = experiment.resolve()
+    if device is not None:
+        runs = [(name, dataclasses.replace(s, device=device)) for name, s in runs]
+    checked = [preflight(settings) for _, settings in runs]
+    _check_role_keys(runs, checked)
+    exp_dir = Path(out) / experiment.name
+    summaries = {}
+    for (name, settings), (graph, _) in zip(runs, checked, strict=True):
+        simulation = Simulation(name, settings, graph, exp_dir / name, progress=progress)
+        summaries[name] = simulation.run()
+    if plot:
+        from netsim import plots
+
+        plots.plot_experiment(exp_dir, [name for name, _ in runs])
+        table = plots.summary_table(exp_dir, [name for name, _ in runs])
+        (exp_dir / "summary.md").write_text(table + "\n")
+    return summaries

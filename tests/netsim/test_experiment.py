@@ -1,0 +1,103 @@
+"""Experiment specs: overrides land where they should; mistakes are one clear line."""
+
+import networkx as nx
+import pytest
+
+from netsim import Compute, Experiment, Network, Run
+from netsim.algorithms import SGD, P2PPull
+from netsim.experiment import ConfigError, parse_value
+from netsim.runner import preflight
+
+
+def spec(**shared):
+    shared = {"data": "synthetic_fmnist", "steps": 3} | shared
+    return Experiment("t", [Run("a", SGD(), workers=1), Run("b", P2PPull())], **shared)
+
+
+def resolved(experiment):
+    return dict(experiment.resolve())
+
+
+def test_parse_value_reads_python_literals_and_keeps_text():
+    assert parse_value("20") == 20
+    assert parse_value("0.5") == 0.5
+    assert parse_value("None") is None
+    assert parse_value("300Mbit/s") == "300Mbit/s"
+
+
+def test_shared_set_reaches_runs_that_do_not_set_the_key_themselves():
+    e = spec()
+    e.override(["workers=8", "lr=0.2"])
+    runs = resolved(e)
+    assert runs["a"].workers == 1 and runs["b"].workers == 8
+    assert runs["a"].lr == runs["b"].lr == 0.2
+
+
+def test_run_level_and_nested_overrides():
+    e = spec(network=Network(latency="1ms"))
+    e.override(
+        ["b.workers=3", "network.bandwidth=10Mbit/s", "compute.jitter=0.1", "algorithm.timeout=2.5"]
+    )
+    runs = resolved(e)
+    assert runs["b"].workers == 3
+    assert runs["b"].network == Network(latency="1ms", bandwidth="10Mbit/s")
+    assert runs["a"].compute == Compute(jitter=0.1)
+    assert runs["b"].algorithm == P2PPull(timeout=2.5)
+
+
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("stepz=3", "unknown --set key 'stepz'"),
+        ("network.speed=1", "has no field 'speed'"),
+        ("algorithm.nope=1", "no run's algorithm has a field 'nope'"),
+        ("steps", "--set takes key=value"),
+    ],
+)
+def test_bad_overrides_are_one_line(assignment, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        spec().override([assignment])
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "shared, message",
+    [
+        ({"steps": None}, "needs a stop"),
+        ({"batch": 0}, "batch must be a positive integer"),
+        ({"model": "resnet"}, "unknown model 'resnet'"),
+        ({"stop": "never"}, "stop must be"),
+    ],
+)
+def test_invalid_settings_fail_before_any_run(shared, message):
+    with pytest.raises(ConfigError, match=message):
+        spec(**shared).resolve()
+
+
+def test_unknown_experiment_setting_is_rejected_at_construction():
+    with pytest.raises(ConfigError, match="unknown experiment setting 'wokers'"):
+        Experiment("t", [Run("a", SGD())], wokers=3)
+
+
+def test_user_graph_is_checked_for_connectivity_when_the_algorithm_needs_it():
+    graph = nx.Graph([(0, 1), (2, 3)])
+    e = Experiment(
+        "t", [Run("p2p", P2PPull())], data="synthetic_fmnist", steps=1, topology=graph, workers=4
+    )
+    ((_, settings),) = e.resolve()
+    with pytest.raises(ValueError, match="2 components"):
+        preflight(settings)
+
+
+def test_a_network_override_for_a_role_no_run_has_is_a_typo(tmp_path):
+    from netsim import run
+
+    e = Experiment(
+        "t",
+        [Run("a", SGD(), workers=1)],
+        data="synthetic_fmnist",
+        steps=1,
+        network=Network(nodes={"sever": {"bandwidth": "1Mbit/s"}}),
+    )
+    with pytest.raises(ConfigError, match="Network.nodes\\['sever'\\]: no run has a node"):
+        run(e, out=tmp_path, progress=False)

@@ -1,0 +1,344 @@
+import json
+
+import numpy as np
+import pytest
+import simpy
+import torch
+
+from netsim.fabric import Fabric
+from netsim.message import Message
+from netsim.network import Network, NetworkError
+from netsim.units import parse_rate
+
+SHARINGS = ["maxmin", "fifo"]
+
+
+def approx(value):
+    return pytest.approx(value, rel=1e-9, abs=1e-15)
+
+
+def sized(src: int, dst: int, nbytes: int, kind: str = "x") -> Message:
+    """A message of exactly nbytes on the wire, carrying a uint8 tensor."""
+    n = nbytes - 40
+    for _ in range(3):
+        msg = Message(src, dst, kind, {"x": torch.zeros(n, dtype=torch.uint8)})
+        if msg.size == nbytes:
+            return msg
+        n += nbytes - msg.size
+    raise AssertionError(f"no message of {nbytes} bytes")
+
+
+def simulate(network: Network, roles, sends, seed: int = 0):
+    """Run sends, a list of (time, message); return the fabric and messages in done order."""
+    roles = ["worker"] * roles if isinstance(roles, int) else roles
+    env = simpy.Environment()
+    done = []
+    fabric = Fabric(env, network, roles, np.random.default_rng(seed), done.append)
+
+    def send_at(t, msg):
+        yield env.timeout(t)
+        fabric.transmit(msg)
+
+    for t, msg in sends:
+        env.process(send_at(t, msg))
+    env.run()
+    return fabric, done
+
+
+@pytest.mark.parametrize("sharing", SHARINGS)
+def test_one_transfer_takes_size_over_bandwidth_plus_latency(sharing):
+    msg = Message(0, 1, "gossip", {"x": torch.randn(1000), "alpha": 0.5})
+    network = Network(bandwidth="100Mbit/s", latency="5ms", sharing=sharing)
+    simulate(network, 2, [(0.0, msg)])
+    assert msg.t_send == 0.0 and not msg.dropped
+    assert msg.t_arrive == approx(msg.size * 8 / 100e6 + 0.005)
+
+
+@pytest.mark.parametrize("n", [1, 4, 200])
+@pytest.mark.parametrize("sharing", SHARINGS)
+def test_n_senders_into_one_receiver(sharing, n):
+    size, bandwidth, latency = 10_000, 1e8, 0.002
+    msgs = [sized(i, n, size) for i in range(n)]
+    simulate(Network(bandwidth, latency, sharing), n + 1, [(0.0, m) for m in msgs])
+    if sharing == "maxmin":
+        expected = [n * size * 8 / bandwidth + latency] * n
+    else:
+        expected = [k * size * 8 / bandwidth + latency for k in range(1, n + 1)]
+    assert [m.t_arrive for m in msgs] == approx(expected)
+
+
+def test_max_min_rates_rebalance_when_flows_start_and_end():
+    # A=0 (uplink 10 Mbit/s) sends to C=2 (downlink 12 Mbit/s) and D=3; B=1 sends to C, and
+    # to D from t=0.25. Progressive filling by hand, in Mbit/s and Mbit:
+    # t=0:    A's uplink 10/2=5 fills first: AC=AD=5; C's downlink leaves BC=12-5=7.
+    # t=0.2:  AC (1 Mbit) done. AD=10 (1 Mbit left), BC=12 (1.6 Mbit left).
+    # t=0.25: BD starts: AD=10, BC=12, BD=min(100-12, 100-10)=88. AD has 0.5 Mbit left.
+    # t=0.3:  AD done; BD stays 88 (B's uplink). BC has 0.4 Mbit left: done at 0.3+0.4/12.
+    # t=1/3:  BD alone: 100; it has 10-88*(1/3-0.25) Mbit left.
+    network = Network("100Mbit/s", nodes={0: {"up": "10Mbit/s"}, 2: {"down": "12Mbit/s"}})
+    ac, ad = sized(0, 2, 125_000), sized(0, 3, 250_000)
+    bc, bd = sized(1, 2, 375_000), sized(1, 3, 1_250_000)
+    simulate(network, 4, [(0.0, ac), (0.0, ad), (0.0, bc), (0.25, bd)])
+    bd_end = 1 / 3 + (10 - 88 * (1 / 3 - 0.25)) / 100
+    assert [ac.t_arrive, ad.t_arrive, bc.t_arrive, bd.t_arrive] == approx([0.2, 0.3, 1 / 3, bd_end])
+    assert bd_end == approx(0.36)
+
+
+def test_a_flow_slows_down_when_another_joins_its_link():
+    # Alone, the first sends half its bits by T/2; then at B/2 it needs T more (ends 1.5 T),
+    # while the second has sent half by then and finishes alone at B in T/2 (ends 2 T).
+    size, bandwidth = 50_000, 1e8
+    first, second = sized(0, 2, size), sized(1, 2, size)
+    t = size * 8 / bandwidth
+    simulate(Network(bandwidth), 3, [(0, first), (t / 2, second)])
+    assert [first.t_arrive, second.t_arrive] == approx([1.5 * t, 2 * t])
+
+
+def test_one_bottleneck_is_processor_sharing():
+    # Flows of sizes s1 <= ... <= sn sharing one link finish in size order, the k-th
+    # at T(k-1) + (n-k+1) (s_k - s_(k-1)) 8 / B: an exact oracle that also exercises the
+    # finishing of flows left with rounding dust.
+    sizes = sorted(np.random.default_rng(3).integers(1_000, 100_000, 30).tolist())
+    bandwidth = 3e7 / 7
+    msgs = [sized(i, 30, s) for i, s in enumerate(sizes)]
+    simulate(Network(bandwidth=1e12, nodes={30: {"down": bandwidth}}), 31, [(0, m) for m in msgs])
+    expected, t, previous = [], 0.0, 0
+    for k, s in enumerate(sizes):
+        t += (len(sizes) - k) * (s - previous) * 8 / bandwidth
+        expected.append(t)
+        previous = s
+    assert [m.t_arrive for m in msgs] == approx(expected)
+
+
+def count_timeouts(network: Network, roles: list[str], msgs: list[Message]) -> int:
+    """Send msgs at time 0 and count the SimPy timeouts the fabric schedules."""
+    env = simpy.Environment()
+    delays = []
+    timeout = env.timeout
+    env.timeout = lambda delay, value=None: delays.append(delay) or timeout(delay, value)
+    fabric = Fabric(env, network, roles, np.random.default_rng(0), lambda msg: None)
+    for msg in msgs:
+        fabric.transmit(msg)
+    env.run()
+    return len(delays)
+
+
+def test_only_flows_whose_rate_changes_are_rescheduled():
+    # 20 workers, each held to its 1 Mbit/s uplink, share the server's 1 Gbit/s downlink: one
+    # component, yet no start or end changes another flow's rate, so each message costs one
+    # latency timeout and one completion timeout, nothing more.
+    network = Network("1Gbit/s", nodes={"worker": {"up": "1Mbit/s"}})
+    msgs = [sized(i, 0, 1000 * i) for i in range(1, 21)]
+    assert count_timeouts(network, ["server"] + ["worker"] * 20, msgs) == 2 * len(msgs)
+    assert [m.t_arrive for m in msgs] == approx([1000 * i * 8 / 1e6 for i in range(1, 21)])
+
+
+def test_flows_starting_together_are_shared_once():
+    # A round of 100 equal messages into one server: rates are set once for all of them,
+    # not once per start (which would reschedule every flow again: n^2 wake-ups).
+    msgs = [sized(i, 0, 5000) for i in range(1, 101)]
+    assert count_timeouts(Network("1Gbit/s"), ["worker"] * 101, msgs) == 2 * len(msgs)
+    assert [m.t_arrive for m in msgs] == approx([100 * 5000 * 8 / 1e9] * 100)
+
+
+def test_a_flow_within_a_nanosecond_of_its_end_ends_with_its_neighbour():
+    # At 1 Tbit/s shared by two, one extra byte is 16 ps of work: rounding dust, so the
+    # larger message ends together with the smaller one instead of 8 ps later.
+    small, large = sized(0, 2, 10_000), sized(1, 2, 10_001)
+    simulate(Network("1Tbit/s"), 3, [(0, small), (0, large)])
+    assert small.t_arrive == large.t_arrive == approx(2 * 10_000 * 8 / 1e12)
+
+
+@pytest.mark.parametrize("sharing", SHARINGS)
+def test_goodput_scales_times_and_edges_have_their_own_capacity_and_latency(sharing):
+    size, bandwidth = 20_000, 1e9
+    edges = {(1, 0): {"bandwidth": "10Mbit/s", "latency": "2ms"}}
+    network = Network(bandwidth, latency="1ms", sharing=sharing, goodput=0.956, edges=edges)
+    on_edge, reverse, elsewhere = sized(0, 1, size), sized(1, 0, size), sized(0, 2, size)
+    simulate(network, 3, [(0, on_edge), (0, reverse), (0, elsewhere)])
+    assert on_edge.t_arrive == approx(size * 8 / (10e6 * 0.956) + 0.002)
+    assert reverse.t_arrive == approx(size * 8 / (10e6 * 0.956) + 0.002)
+    assert elsewhere.t_arrive == approx(size * 8 / (bandwidth * 0.956) + 0.001)
+
+
+def test_node_overrides_by_role_and_id():
+    nodes = {2: {"up": "50Mbit/s"}, "server": {"bandwidth": "300Mbit/s"}, "worker": {"up": 2e7}}
+    network = Network("1Gbit/s", nodes=nodes)
+    nics = network.resolve(["server", "worker", "worker"]).nics
+    assert [(nic.up, nic.down) for nic in nics] == [(3e8, 3e8), (2e7, 1e9), (5e7, 1e9)]
+    size = 30_000
+    to_server, from_server = sized(1, 0, size), sized(0, 2, size)
+    simulate(
+        Network(nodes={"server": {"bandwidth": "300Mbit/s"}}),
+        ["server", "worker", "worker"],
+        [(0, to_server), (1, from_server)],
+    )
+    assert to_server.t_arrive == approx(size * 8 / 300e6)
+    assert from_server.t_arrive == approx(1 + size * 8 / 300e6)
+
+
+@pytest.mark.parametrize("sharing", SHARINGS)
+def test_uplink_queue_drops_overflow_at_send(sharing):
+    size, bandwidth = 10_000, 1e8
+    msgs = [sized(0, 1, size) for _ in range(4)]
+    late = sized(0, 1, size)
+    network = Network(bandwidth, sharing=sharing, queue=int(2.5 * size))
+    fabric, _ = simulate(network, 2, [(0, m) for m in msgs] + [(1.0, late)])
+    assert [m.drop_reason for m in msgs + [late]] == ["", "", "queue", "queue", ""]
+    assert [m.t_arrive for m in msgs[2:]] == [0.0, 0.0]
+    first = size * 8 / bandwidth
+    assert msgs[1].t_arrive == approx(2 * first)
+    assert late.t_arrive == approx(1.0 + first)
+    assert fabric.counters.dropped["queue"].messages == 2
+    assert fabric.counters.sent[0].messages == 3 and fabric.counters.received[1].messages == 3
+
+
+@pytest.mark.parametrize("sharing", SHARINGS)
+def test_downlink_queue_drops_when_the_message_would_enter_it(sharing):
+    size = 10_000
+    first, second = sized(0, 2, size), sized(1, 2, size)
+    network = Network(1e8, "3ms", sharing, nodes={2: {"queue": int(1.5 * size)}})
+    fabric, _ = simulate(network, 3, [(0, first), (0, second)])
+    assert not first.dropped and first.t_arrive == approx(0.003 + size * 8 / 1e8)
+    assert second.drop_reason == "queue" and second.t_arrive == approx(0.003)
+    assert fabric.counters.sent[1].messages == 0
+
+
+@pytest.mark.parametrize("sharing", SHARINGS)
+def test_loss_one_drops_everything_after_using_bandwidth(sharing):
+    msgs = [sized(0, 1, 10_000) for _ in range(3)]
+    fabric, _ = simulate(Network(1e8, sharing=sharing, loss=1.0), 2, [(0, m) for m in msgs])
+    assert all(m.dropped and m.drop_reason == "loss" for m in msgs)
+    assert msgs[-1].t_arrive == approx(3 * 10_000 * 8 / 1e8)
+    assert fabric.counters.sent_bytes(0) == 30_000 and fabric.counters.received_bytes(1) == 0
+
+
+def test_loss_zero_drops_nothing_and_per_edge_loss_applies_to_its_edge_only():
+    msgs = [sized(0, 1, 1000), sized(0, 2, 1000), sized(2, 0, 1000)]
+    _, done = simulate(Network(edges={(1, 0): {"loss": 1}}), 3, [(0, m) for m in msgs])
+    assert [m.dropped for m in msgs] == [True, False, False] and len(done) == 3
+
+
+def test_loss_is_a_bernoulli_draw_per_message_from_the_run_rng():
+    msgs = [sized(0, 1, 1000) for _ in range(200)]
+    simulate(Network(loss=0.3), 2, [(0, m) for m in msgs], seed=7)
+    assert [m.dropped for m in msgs] == list(np.random.default_rng(7).random(200) < 0.3)
+
+
+def test_noise_has_sigma_and_touches_only_floating_tensors():
+    payload = {"x": torch.zeros(200_000), "xs": [torch.zeros(1000), torch.zeros(1000)]}
+    payload |= {"ids": torch.arange(10), "w": 0.5, "a": np.zeros(3)}
+    msg = Message(0, 1, "x", payload)
+    simulate(Network(noise=0.1), 2, [(0, msg)])
+    assert msg.x.std().item() == pytest.approx(0.1, abs=0.001)
+    assert abs(msg.x.mean().item()) < 0.001
+    assert msg.xs[0].std().item() == pytest.approx(0.1, abs=0.01)
+    assert not torch.equal(msg.xs[0], msg.xs[1])
+    assert torch.equal(msg.ids, torch.arange(10)) and msg.w == 0.5 and not msg.a.any()
+
+
+def test_no_noise_is_bit_identical_and_noise_is_reproducible():
+    x = torch.randn(1000, dtype=torch.float64)
+    clean = Message(0, 1, "x", {"x": x.clone()})
+    simulate(Network(), 2, [(0, clean)])
+    assert torch.equal(clean.x, x)
+    noisy = [Message(0, 1, "x", {"x": x.clone()}) for _ in range(2)]
+    for msg in noisy:
+        simulate(Network(edges={(0, 1): {"noise": 0.01}}), 2, [(0, msg)], seed=5)
+    assert torch.equal(noisy[0].x, noisy[1].x) and not torch.equal(noisy[0].x, x)
+
+
+@pytest.mark.parametrize("sharing", SHARINGS)
+def test_counters_add_up(sharing):
+    rng = np.random.default_rng(1)
+    sends = []
+    for i in range(60):
+        src, dst = (int(v) for v in rng.choice(5, 2, replace=False))
+        payload = {"x": torch.zeros(int(rng.integers(0, 5000))), "step": i}
+        sends.append((float(rng.random()), Message(src, dst, ["push", "pull"][i % 2], payload)))
+    network = Network(2e6, "1ms", sharing, loss=0.3, queue=30_000)
+    fabric, done = simulate(network, 5, sends)
+    counters = fabric.counters
+    msgs = [m for _, m in sends]
+    sent = [m for m in msgs if m.drop_reason != "queue"]
+    delivered = [m for m in msgs if not m.dropped]
+    assert len(done) == 60 and {m.drop_reason for m in msgs} == {"", "loss", "queue"}
+    for node in range(5):
+        assert counters.sent_bytes(node) == sum(m.size for m in sent if m.src == node)
+        assert counters.received_bytes(node) == sum(m.size for m in delivered if m.dst == node)
+        assert counters.received[node].data == sum(m.data_bytes for m in delivered if m.dst == node)
+    total = counters.to_dict()
+    assert total["sent"]["bytes"] == total["received"]["bytes"] + total["dropped"]["loss"]["bytes"]
+    assert total["sent"]["messages"] == len(sent)
+    for tally in [total["sent"], total["received"], *total["kinds"].values(), *total["edges"]]:
+        assert tally["data_bytes"] + tally["metadata_bytes"] == tally["bytes"]
+    assert sum(k["bytes"] for k in total["kinds"].values()) == total["sent"]["bytes"]
+    assert sum(e["bytes"] for e in total["edges"]) == total["sent"]["bytes"]
+    assert sum(t["messages"] for t in total["dropped"].values()) == 60 - len(delivered)
+    assert json.loads(json.dumps(total)) == total
+
+
+def test_message_to_self_is_delivered_now_and_not_counted():
+    msg = Message(1, 1, "x", {"x": torch.ones(10**5)})
+    fabric, _ = simulate(Network(latency="1s", loss=1.0), 2, [(2.5, msg)])
+    assert msg.t_send == msg.t_arrive == 2.5 and not msg.dropped
+    assert fabric.counters.to_dict()["sent"]["messages"] == 0
+
+
+def test_transmit_returns_an_event_that_fires_after_on_done():
+    env = simpy.Environment()
+    done = []
+    fabric = Fabric(env, Network(latency="1ms"), ["a", "b"], np.random.default_rng(0), done.append)
+    seen = []
+
+    def sender():
+        yield env.timeout(1.0)
+        msg = sized(0, 1, 1000)
+        event = fabric.transmit(msg)
+        assert env.now == 1.0 and msg.t_send == 1.0 and not done
+        value = yield event
+        seen.append((value is msg, done == [msg], env.now == msg.t_arrive))
+
+    env.process(sender())
+    env.run()
+    assert seen == [(True, True, True)]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"bandwidth": "-1Gbit/s"},
+        {"bandwidth": 0},
+        {"latency": "-1ms"},
+        {"sharing": "fair"},
+        {"goodput": 0},
+        {"goodput": 1.5},
+        {"loss": 1.5},
+        {"loss": -0.1},
+        {"noise": -1},
+        {"noise": float("nan")},
+        {"queue": "-5MB"},
+        {"nodes": {"server": {"bw": 1}}},
+        {"nodes": {7: {"up": 1}}},
+        {"nodes": {0: "fast"}},
+        {"nodes": {0: {"down": "fast"}}},
+        {"edges": {(0, 1): {"capacity": 1}}},
+        {"edges": {(0, 0): {"loss": 0.1}}},
+        {"edges": {(0, 9): {"loss": 0.1}}},
+        {"edges": {0: {"loss": 0.1}}},
+        {"edges": {(0, 1): {"loss": 0.1}, (1, 0): {"loss": 0.2}}},
+        {"edges": {(0, 1): {"loss": 2}}},
+    ],
+)
+def test_bad_network_raises_one_line(spec):
+    with pytest.raises(NetworkError) as error:
+        Network(**spec).resolve(["server", "worker", "worker"])
+    assert isinstance(error.value, ValueError)
+    assert "\n" not in str(error.value) and str(error.value).startswith("Network.")
+
+
+def test_a_role_this_run_lacks_matches_no_node():
+    # a shared spec may name the server while the single-machine run has none; the experiment
+    # checks that some run has the role (tests/netsim/test_experiment.py)
+    nics = Network(nodes={"server": {"up": 1.0}}).resolve(["worker"]).nics
+    assert nics[0].up == parse_rate("1Gbit/s")

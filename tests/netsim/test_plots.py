@@ -1,0 +1,165 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from netsim.plots import plot_experiment, step_times, summary_table
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FIGURES = [
+    "accuracy_vs_time.png",
+    "accuracy_vs_bytes.png",
+    "accuracy_vs_steps.png",
+    "step_time_hist.png",
+    "timeline.png",
+]
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+
+
+def write_run(exp, name, roles, steps, messages, evals, summary):
+    run = exp / name
+    run.mkdir(parents=True)
+    workers = roles.count("worker")
+    config = {"run": name, "algorithm": summary["algorithm"], "roles": roles, "workers": workers}
+    (run / "config.json").write_text(json.dumps(config))
+    write_csv(run / "steps.csv", ["node", "step", "t_start", "t_end", "loss"], steps)
+    if messages is not None:
+        header = ["src", "dst", "kind", "bytes", "data_bytes", "t_send", "t_arrive", "dropped"]
+        write_csv(run / "messages.csv", header, messages)
+    if evals is not None:
+        header = ["t", "node", "split", "accuracy", "loss", "steps", "bytes"]
+        write_csv(run / "evals.csv", header, evals)
+    (run / "summary.json").write_text(json.dumps({"run": name, **summary}))
+    return run
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    """A single-machine run without messages and a 2-worker parameter-server run."""
+    exp = tmp_path / "exp"
+    write_run(
+        exp,
+        "single",
+        ["worker"],
+        steps=[[0, 1, 0.0, 0.5, 2.3], [0, 2, 0.5, 1.0, 2.1], [0, 3, 1.0, 1.5, 1.9]],
+        messages=None,
+        evals=[
+            [0.0, "global", "subset", 0.1, 2.3, 0, 0],
+            [1.0, "global", "subset", 0.4, 2.0, 2, 0],
+            [1.5, "global", "test", 0.45, 1.9, 3, 0],
+        ],
+        summary={
+            "algorithm": "sgd",
+            "workers": 1,
+            "final_accuracy": 0.45,
+            "sim_time": 1.5,
+            "step_time": {"p5": 0.5, "p50": 0.5, "p95": 0.5, "mean": 0.5},
+            "mb_sent_per_node": 0.0,
+        },
+    )
+    # Worker 1's rows come out of step order, as interleaved writes may leave them.
+    write_run(
+        exp,
+        "ps",
+        ["worker", "worker", "server"],
+        steps=[
+            [0, 1, 0.0, 0.5, 2.3],
+            [1, 2, 1.2, 2.0, 2.0],
+            [1, 1, 0.0, 0.7, 2.3],
+            [0, 2, 1.1, 1.6, 2.1],
+        ],
+        messages=[
+            [0, 2, "grad", 4000, 3900, 0.5, 0.9, 0],
+            [1, 2, "grad", 4000, 3900, 0.7, 1.0, 1],
+            [2, 0, "params", 4000, 3900, 0.9, 1.1, 0],
+            [2, 1, "params", 4000, 3900, 1.0, 1.2, 0],
+            [1, 2, "grad", 4000, 3900, 1.3, "", 1],  # dropped before an arrival time existed
+        ],
+        evals=[
+            [0.0, "global", "subset", 0.1, 2.3, 0, 0],
+            [0.0, 0, "subset", 0.1, 2.3, 0, 0],
+            [1.2, "global", "subset", 0.3, 2.1, 1, 12000],
+            [2.0, "global", "test", 0.3456, 2.0, 2, 16000],
+        ],
+        summary={
+            "algorithm": "ps-sync",
+            "workers": 2,
+            "final_accuracy": 0.3456,
+            "sim_time": 2.04,
+            "step_time": {"p5": 0.5125, "p50": 0.8, "p95": 1.2476, "mean": 0.825},
+            "mb_sent_per_node": 0.00533,
+        },
+    )
+    return exp
+
+
+def test_step_times_are_gaps_between_step_ends_of_workers_only(experiment):
+    np.testing.assert_allclose(step_times(experiment / "single"), [0.5, 0.5, 0.5])
+    # Node 2 is the server and has no steps; worker 1 is sorted by step before differencing.
+    np.testing.assert_allclose(step_times(experiment / "ps"), [0.5, 1.1, 0.7, 1.3])
+
+
+def test_step_times_ignore_non_worker_roles(tmp_path):
+    write_run(
+        tmp_path,
+        "r",
+        ["server", "worker"],
+        steps=[[0, 1, 0.0, 9.0, 1.0], [1, 1, 0.0, 0.25, 1.0], [1, 2, 0.25, 1.0, 1.0]],
+        messages=None,
+        evals=None,
+        summary={"algorithm": "x"},
+    )
+    np.testing.assert_allclose(step_times(tmp_path / "r"), [0.25, 0.75])
+    write_csv(tmp_path / "r" / "steps.csv", ["node", "step", "t_start", "t_end", "loss"], [])
+    assert step_times(tmp_path / "r").size == 0
+
+
+def test_plot_experiment_writes_five_valid_pngs(experiment):
+    paths = plot_experiment(experiment, timeline_window=2.0)
+    assert sorted(p.name for p in paths) == sorted(FIGURES)
+    for path in paths:
+        assert path.parent == experiment
+        data = path.read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 5000, path.name
+
+
+def test_summary_table_formats_each_run(experiment):
+    table = summary_table(experiment)
+    lines = table.splitlines()
+    assert len(lines) == 4  # header, rule, two runs sorted by name
+    assert lines[2].split("|")[1].strip() == "ps"
+    assert [c.strip() for c in lines[2].split("|")[2:-1]] == [
+        "ps-sync", "2", "34.56", "2.0", "0.512", "0.800", "1.248", "0.01",
+    ]  # fmt: skip
+    assert [c.strip() for c in lines[3].split("|")[1:-1]] == [
+        "single", "sgd", "1", "45.00", "1.5", "0.500", "0.500", "0.500", "0.00",
+    ]  # fmt: skip
+    assert len({len(line) for line in lines}) == 1  # fixed width
+
+
+def test_interrupted_runs_do_not_crash(experiment):
+    (experiment / "ps" / "evals.csv").write_text("")
+    (experiment / "single" / "evals.csv").unlink()
+    (experiment / "single" / "summary.json").unlink()
+    with open(experiment / "ps" / "steps.csv", "a") as f:
+        f.write("0,3,1.6,2")  # a row cut short by a kill
+    bare = experiment / "bare"
+    bare.mkdir()
+    write_csv(bare / "evals.csv", ["t", "node", "split", "accuracy", "loss", "steps", "bytes"], [])
+
+    paths = plot_experiment(experiment)
+    assert all(p.read_bytes()[:8] == PNG_MAGIC for p in paths)
+    np.testing.assert_allclose(step_times(experiment / "ps"), [0.5, 1.1, 0.7, 1.3])
+    table = summary_table(experiment)
+    assert "bare" in table and "ps" in table and "single" not in table
+    assert "| bare " in table and table.count(" - ") >= 7
+
+
+def test_no_runs_still_writes_figures(tmp_path):
+    assert len(plot_experiment(tmp_path)) == 5
+    assert summary_table(tmp_path).count("\n") == 2
