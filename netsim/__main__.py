@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"netsim: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"netsim: interrupted; results so far are under {args.out}/", file=sys.stderr)
+        return 130
     table = Path(args.out) / experiment.name / "summary.md"
     print(table.read_text(), end="")
     print(f"results and plots: {table.parent}/")

@@ -209,12 +209,16 @@ class Simulation:
         try:
             self.env.run(until=until)
         except RuntimeError as exc:
+            self.recorder.close()
             if "No scheduled events left" not in str(exc):
                 raise
             raise SimulationError(
                 f"run {self.name!r} stalled at t={self.env.now:.3f}s: every role waits for a "
                 "message that never comes; check the algorithm's settings and the topology"
             ) from None
+        except BaseException:  # interrupted: keep every row written so far
+            self.recorder.close()
+            raise
         finally:
             self.progress.close()
         self.evaluate("test")

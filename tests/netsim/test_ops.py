@@ -1,0 +1,33 @@
+"""Pure algorithm helpers, checked without a simulator."""
+
+import networkx as nx
+import torch
+
+from netsim.algorithms import ops
+
+
+def test_mean_threshold_keeps_entries_at_or_above_each_layers_mean_magnitude():
+    v = torch.tensor([1.0, -3.0, 2.0, 0.5, 0.5, -10.0])
+    idx, values = ops.mean_threshold(v, [(0, 3), (3, 6)])
+    # layer 1: mean |v| = 2 -> keeps -3 and 2; layer 2: mean = 11/3 -> keeps -10
+    assert idx.dtype == torch.int32
+    assert idx.tolist() == [1, 2, 5]
+    assert values.tolist() == [-3.0, 2.0, -10.0]
+
+
+def test_mean_threshold_of_a_constant_layer_keeps_it_all():
+    idx, _ = ops.mean_threshold(torch.full((4,), 0.1), [(0, 4)])
+    assert idx.tolist() == [0, 1, 2, 3]
+
+
+def test_with_server_adds_one_hub_linked_to_every_worker():
+    graph, roles = ops.with_server(nx.cycle_graph(4))
+    assert roles == [("worker",)] * 4 + [("server",)]
+    assert sorted(graph.edges()) == [(0, 4), (1, 4), (2, 4), (3, 4)]
+
+
+def test_global_models():
+    X = torch.arange(12.0).reshape(3, 4)
+    assert torch.equal(ops.worker_mean(X, ["worker", "worker", "server"]), X[:2].mean(0))
+    assert torch.equal(ops.worker_mean(X, ["worker"] * 3), X.mean(0))
+    assert torch.equal(ops.server_row(X, ["worker", "worker", "server"]), X[2])
