@@ -82,7 +82,7 @@ class Settings:
                 raise ConfigError(f"{key} must be a positive integer, got {value!r}")
         if not (self.lr >= 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0):
             raise ConfigError("need lr >= 0, 0 <= momentum < 1 and weight_decay >= 0")
-        if self.steps is None and self.until is None:
+        if self.steps is None and self.until is None and not getattr(self.algorithm, "rounds", 0):
             raise ConfigError("a run needs a stop: set steps=N (per worker) or until='60s'")
         if self.steps is not None and not (isinstance(self.steps, int) and self.steps >= 1):
             raise ConfigError(f"steps must be a positive integer, got {self.steps!r}")

@@ -30,6 +30,7 @@ class Node:
         self.id = i
         self.role = role
         self.steps = 0
+        self.state: dict = {}  # algorithm state shared by this node's roles; observers may read it
         self.rng: np.random.Generator = sim.node_rng(i)
         self._sim = sim
         self._env = sim.env
@@ -63,6 +64,15 @@ class Node:
         return self._sim.segments
 
     @property
+    def samples(self) -> int:
+        """How many training samples this node holds (0 for a server)."""
+        return len(self._data.indices) if self._data is not None else 0
+
+    @property
+    def batch_size(self) -> int:
+        return self._sim.settings.batch
+
+    @property
     def degree(self) -> int:
         return len(self.neighbors)
 
@@ -80,11 +90,17 @@ class Node:
         return self._sim.budget_spent(self)
 
     # -- compute -----------------------------------------------------------------------
-    async def train(self, steps: int = 1) -> float:
-        """Runs ``steps`` SGD steps on local data; returns their mean loss."""
+    async def train(self, steps: int = 1, prox: tuple[float, torch.Tensor] | None = None) -> float:
+        """Runs ``steps`` SGD steps on local data; returns their mean loss.
+
+        ``prox=(mu, w)`` adds FedProx's proximal term mu/2 ||x - w||^2 to the local objective.
+        """
         total = 0.0
         for _ in range(steps):
             t_start, loss, seconds = self.now, *self._backward()
+            if prox is not None:
+                mu, anchor = prox
+                self.g.add_(self.x - anchor, alpha=mu)
             await self.sleep(seconds)
             self._optimizer.step()
             total += self._finish_step(t_start, loss)

@@ -7,6 +7,7 @@ before the first run starts, so a long experiment never dies half-way on a typo.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 from netsim import data as datasets
@@ -55,7 +56,12 @@ def run(
     summaries = {}
     for (name, settings), (graph, _) in zip(runs, checked, strict=True):
         simulation = Simulation(name, settings, graph, exp_dir / name, progress=progress)
-        summaries[name] = simulation.run()
+        summary = summaries[name] = simulation.run()
+        if progress:
+            print(f"{name}: {summary['steps_per_worker']} steps per worker, "
+                  f"{100 * summary['final_accuracy']:.2f}% test accuracy, "
+                  f"{summary['sim_time']:.1f} simulated s in {summary['wall_time_s']:.1f} s",
+                  file=sys.stderr)
     if plot:
         from netsim import plots
 

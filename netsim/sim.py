@@ -194,18 +194,23 @@ class Simulation:
                 await runtime.sleep(self.env, parse_time(every))
                 self.evaluate("subset")
 
-    def run(self) -> dict:
-        started = time.perf_counter()
+    def start(self) -> simpy.Event:
+        """Spawns every role and the observer; returns the event that ends the run."""
         workers = []
         for node, names in zip(self.nodes, self._role_names, strict=True):
             for role in names:
                 process = runtime.spawn(self.env, getattr(self.algorithm, role)(node))
-                if role == "worker":
+                if role in getattr(self.algorithm, "drives", ("worker",)):
                     workers.append(process)
         runtime.spawn(self.env, self._observer())
         until = simpy.AllOf(self.env, workers) | self._stop
         if self.until is not None:
             until = until | self.env.timeout(self.until)
+        return until
+
+    def run(self) -> dict:
+        started = time.perf_counter()
+        until = self.start()
         try:
             self.env.run(until=until)
         except RuntimeError as exc:

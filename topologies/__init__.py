@@ -1,5 +1,5 @@
-"""Communication topologies: graph builders and the mixing matrices defined on them."""
+"""Communication topologies: graph builders, mixing matrices, and time-varying schedules."""
 
-from topologies import graphs, weights
+from topologies import graphs, schedules, weights
 
-__all__ = ["graphs", "weights"]
+__all__ = ["graphs", "schedules", "weights"]

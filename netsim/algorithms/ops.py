@@ -48,3 +48,10 @@ def mean_threshold(v: torch.Tensor, segments: list[tuple[int, int]]):
     keep = v.abs() >= torch.repeat_interleave(means, lengths)
     idx = keep.nonzero().squeeze(1)
     return idx.to(torch.int32), v[idx]
+
+
+def gossip_merge(x: torch.Tensor, alpha: float, x_j: torch.Tensor, alpha_j: float) -> float:
+    """GoSGD's merge, in place: x <- (alpha x + alpha_j x_j) / (alpha + alpha_j); new alpha."""
+    total = alpha + alpha_j
+    x.mul_(alpha / total).add_(x_j, alpha=alpha_j / total)
+    return total

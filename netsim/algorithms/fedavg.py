@@ -1,0 +1,76 @@
+"""FedAvg (McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks from
+Decentralized Data") and FedProx (Li et al. 2020, "Federated Optimization in Heterogeneous
+Networks").
+
+    server, each round t = 1..rounds:
+        S_t <- a random C fraction of the K clients (at least one)
+        send w_t to every k in S_t                     # over the server's NIC: rounds take time
+        w_{t+1} <- sum_k n_k w_k / sum_k n_k over the replies kept
+    client k:
+        w <- w_t; E local epochs of SGD with batch B on its n_k samples, minimising
+        F_k(w) + mu/2 ||w - w_t||^2                    # mu = 0: FedAvg; mu > 0: FedProx
+        reply (w, n_k)
+
+Systems heterogeneity as in FedProx: a ``stragglers`` fraction of each round's clients does only
+a random part of its E epochs; FedAvg drops their replies, FedProx keeps the partial work
+(``FedProx(...)`` is FedAvg with ``drop_stragglers=False``). Local optimizer state (momentum)
+persists across rounds, so runs usually set momentum=0 as the papers do.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from netsim.algorithms import ops
+
+
+@dataclass(frozen=True)
+class FedAvg:
+    rounds: int = 20
+    C: float = 0.1
+    E: int = 1
+    mu: float = 0.0
+    stragglers: float = 0.0
+    drop_stragglers: bool = True
+    needs_connected: ClassVar[bool] = False
+    drives: ClassVar[tuple[str, ...]] = ("server",)
+
+    def layout(self, graph):
+        return ops.with_server(graph)
+
+    def global_model(self, X, roles):
+        return ops.server_row(X, roles)
+
+    async def server(self, node):
+        clients = node.neighbors
+        m = max(1, round(self.C * len(clients)))
+        for _ in range(self.rounds):
+            chosen = sorted(int(k) for k in node.rng.choice(clients, m, replace=False))
+            slow = set(node.rng.permutation(chosen)[: round(self.stragglers * m)].tolist())
+            for k in chosen:
+                node.send(k, "model", x=node.x, partial=k in slow)
+            replies = [await node.recv("update") for _ in chosen]
+            kept = [r for r in replies if not (r.partial and self.drop_stragglers)]
+            if kept:
+                total = sum(r.n for r in kept)
+                node.x.copy_(torch.stack([r.x * (r.n / total) for r in kept]).sum(0))
+            node.record("clients_kept", len(kept))
+
+    async def worker(self, node):
+        while True:
+            model = await node.recv("model")
+            node.x.copy_(model.x)
+            steps = self.E * math.ceil(node.samples / node.batch_size)
+            if model.partial and steps > 1:
+                steps = int(node.rng.integers(1, steps))
+            await node.train(steps, prox=(self.mu, model.x) if self.mu else None)
+            node.send(model.src, "update", x=node.x, n=node.samples, partial=model.partial)
+
+
+def FedProx(mu: float = 0.01, **hyper) -> FedAvg:  # noqa: N802 (reads as the algorithm's name)
+    """FedAvg with the proximal term and stragglers' partial work kept."""
+    return FedAvg(mu=mu, drop_stragglers=False, **hyper)

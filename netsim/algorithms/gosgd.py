@@ -1,0 +1,73 @@
+"""GoSGD: gossip stochastic gradient descent (Blot, Picard, Cord, Thome 2016, arXiv 1611.09726).
+
+Each of the M workers holds parameters x_i and a weight alpha_i = 1/M; the alphas of all workers
+and all messages in flight always sum to 1, and the alpha-weighted mean of the models is what an
+exchange preserves. Worker i loops:
+
+    for each queued message (x_j, alpha_j):                      # processed before each step
+        x_i <- (alpha_i x_i + alpha_j x_j) / (alpha_i + alpha_j)
+        alpha_i <- alpha_i + alpha_j
+    x_i <- SGD step on x_i
+    with probability p:
+        alpha_i <- alpha_i / 2;  push (x_i, alpha_i) to a random peer's queue
+
+The global model is the plain average of all x_m, as in the paper.
+
+Matrix-driven variant (Ghaemi; Mirzaei), ``W`` given: a row-stochastic W (or a periodic
+``topologies.schedules.Schedule``, indexed by the worker's own step count) replaces the uniform
+peer choice and the halving. When worker i pushes at its step k, it draws the peer j with
+probability W_k[j, i] / sum_{l != i} W_k[l, i] (who gives weight to i's value), and sends
+(x_i, alpha_i * s) keeping alpha_i * (1 - s), where s = 1 - W_k[i, i] is the share row i does not
+keep for itself. The merge rule above is unchanged, so total weight and the weighted mean are still
+conserved; W's support decides who talks to whom, and its diagonal how much is handed over. The
+uniform all-1/M matrix thus hands over (M-1)/M of the weight to a uniformly chosen peer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from netsim.algorithms import ops
+
+
+@dataclass(frozen=True)
+class GoSGD:
+    p: float = 0.1
+    W: Any = None  # None: the paper's rule; else a matrix or a topologies.schedules.Schedule
+    needs_connected: ClassVar[bool] = True
+
+    def layout(self, graph):
+        return ops.solo(graph)
+
+    def global_model(self, X, roles):
+        return ops.worker_mean(X, roles)
+
+    async def worker(self, node):
+        node.state["alpha"] = 1.0 / node.world_size
+        while not node.done:
+            for message in node.drain("gossip"):
+                node.state["alpha"] = ops.gossip_merge(
+                    node.x, node.state["alpha"], message.x, message.alpha
+                )
+            await node.train()
+            if node.rng.random() < self.p:
+                peer, share = self._peer_and_share(node)
+                if peer is None:
+                    continue
+                sent = node.state["alpha"] * share
+                node.state["alpha"] -= sent
+                node.send(peer, "gossip", x=node.x, alpha=sent)
+
+    def _peer_and_share(self, node) -> tuple[int | None, float]:
+        if self.W is None:
+            return int(node.rng.choice(node.out_neighbors)), 0.5
+        W = np.asarray(self.W[node.steps] if hasattr(self.W, "period") else self.W)
+        column = W[:, node.id].copy()
+        column[node.id] = 0.0
+        if column.sum() <= 0:  # W links i to nobody at this step: keep everything
+            return None, 0.0
+        peer = int(node.rng.choice(len(column), p=column / column.sum()))
+        return peer, 1.0 - float(W[node.id, node.id])

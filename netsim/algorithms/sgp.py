@@ -1,0 +1,96 @@
+"""SGP: Stochastic Gradient Push (Assran, Loizou, Ballas, Rabbat 2019, ICML), push-sum on
+directed, possibly time-varying graphs, with the tau-overlap variant.
+
+Each worker holds a push-sum numerator x_i and weight w_i = 1 and trains the de-biased
+z_i = x_i / w_i. With P_k the column-stochastic mixing matrix of round k (P_k[j, i] is the share
+of i's mass that goes to j):
+
+    x_i <- x_i - lr * grad f_i(z_i)                 # local step at the de-biased parameters
+    send (P_k[j, i] x_i, P_k[j, i] w_i) to each out-neighbour j of round k
+    x_i <- P_k[i, i] x_i + sum of received x_j;  w_i likewise
+    z_i <- x_i / w_i
+
+Synchronous SGP (overlap=0) waits for every in-neighbour's message of round k; with overlap=tau
+a node adds whatever has arrived and waits only for the messages of rounds <= k - tau (the paper's
+overlap SGP, tau = 1 there), so communication hides behind the next tau steps.
+
+``schedule``: "one_peer_exponential" (round k: i sends half to i + 2^(k mod log2 n)), "graph"
+(the topology's out-neighbours, an equal split among them and i itself, every round), or a
+``topologies.schedules.Schedule`` of column-stochastic matrices. ``node.x`` holds z_i, so the
+global model is the average of the de-biased parameters; ``node.state["w"]`` is w_i.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, ClassVar
+
+import numpy as np
+
+from netsim.algorithms import ops
+from topologies import schedules
+
+
+@dataclass(frozen=True)
+class SGP:
+    schedule: Any = "one_peer_exponential"
+    overlap: int = 0
+    needs_connected: ClassVar[bool] = True
+
+    def layout(self, graph):
+        return ops.solo(graph)
+
+    def global_model(self, X, roles):
+        return ops.worker_mean(X, roles)
+
+    async def worker(self, node):
+        w, k = 1.0, 0
+        received: dict[int, int] = defaultdict(int)
+        while not node.done:
+            await node.gradient()
+            node.apply(node.g / w)  # z - lr g / w, i.e. the numerator x - lr g
+            x = node.x * w
+            keep, pushes = self._column(node, k)
+            for j, share in pushes:
+                node.send(j, "push", x=x * share, w=w * share, k=k)
+            x.mul_(keep)
+            w *= keep
+            arrived = node.drain("push")
+            r = k - self.overlap
+            while r >= 0 and received[r] + sum(m.k == r for m in arrived) < self._in_count(node, r):
+                arrived.append(await node.recv("push"))
+            for m in arrived:
+                x.add_(m.x)
+                w += m.w
+                received[m.k] += 1
+            node.x.copy_(x / w)
+            node.state["w"] = w
+            k += 1
+
+    def _column(self, node, k: int) -> tuple[float, list[tuple[int, float]]]:
+        """(share i keeps, [(out-neighbour, share)]) for round k."""
+        if self.schedule == "graph":
+            share = 1.0 / (len(node.out_neighbors) + 1)
+            return share, [(j, share) for j in node.out_neighbors]
+        P = _matrices(self.schedule, node.world_size)[k]
+        column = P[:, node.id]
+        return float(column[node.id]), [
+            (int(j), float(column[j])) for j in np.flatnonzero(column) if j != node.id
+        ]
+
+    def _in_count(self, node, k: int) -> int:
+        if self.schedule == "graph":
+            return len(node.neighbors)
+        row = _matrices(self.schedule, node.world_size)[k][node.id]
+        return int(np.count_nonzero(row)) - int(row[node.id] != 0)
+
+
+@lru_cache(maxsize=8)
+def _one_peer(n: int):
+    return schedules.one_peer_exponential(n)
+
+
+def _matrices(schedule, n: int):
+    return _one_peer(n) if schedule == "one_peer_exponential" else schedule

@@ -1,0 +1,96 @@
+"""GoSGD, push-sum (SGP) and FedAvg against exact oracles."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_simulation
+
+from netsim import Compute, Network
+from netsim.algorithms import SGD, SGP, FedAvg, GoSGD
+
+SLOW_NET = Network(bandwidth="20Mbit/s", latency="5ms")
+
+
+def distinct_start(sim, seed=1):
+    torch.manual_seed(seed)
+    sim.X.copy_(torch.randn_like(sim.X))
+    return sim.X[sim.workers].clone()
+
+
+def step_through(sim, check):
+    """Runs the simulation event by event, calling check() after each."""
+    until = sim.start()
+    while not until.triggered and sim.env.peek() < math.inf:
+        sim.env.step()
+        check()
+
+
+def test_gosgd_conserves_total_weight_and_weighted_mean_at_every_event(tmp_path):
+    sim = make_simulation(GoSGD(p=0.5), tmp_path, workers=5, steps=25, lr=0.0,
+                          network=SLOW_NET, compute=Compute(step_time=0.01, jitter=0.5))
+    x0 = distinct_start(sim)
+    target = x0.mean(0).double()
+    sent = []
+    transmit = sim.fabric.transmit
+    sim.fabric.transmit = lambda m: (sent.append(m), transmit(m))[1]
+    checked = []
+
+    def check():
+        if not all("alpha" in n.state for n in sim.nodes):
+            return
+        pending = [m for m in sent if math.isnan(m.t_arrive)]
+        pending += [m for n in sim.nodes for m in n._mail["gossip"]]
+        alphas = [n.state["alpha"] for n in sim.nodes] + [m.alpha for m in pending]
+        assert sum(alphas) == pytest.approx(1.0, abs=1e-12)
+        mean = sum(n.state["alpha"] * sim.X[n.id].double() for n in sim.nodes)
+        mean = mean + sum((m.alpha * m.x.double() for m in pending), torch.zeros_like(mean))
+        assert torch.allclose(mean, target, atol=1e-5)
+        checked.append(len(pending))
+
+    step_through(sim, check)
+    assert len(sent) > 20 and max(checked) > 0  # exchanges happened, some while in flight
+
+
+def test_push_sum_on_the_one_peer_exponential_graph_is_exact_after_log2_n_rounds(tmp_path):
+    n = 8
+    sim = make_simulation(SGP(), tmp_path, workers=n, steps=3, lr=0.0, network=SLOW_NET,
+                          compute=Compute(step_time=0.01, jitter=0.5))
+    x0 = distinct_start(sim)
+    sim.run()
+    assert torch.allclose(sim.X, x0.mean(0).expand_as(sim.X), atol=1e-6)
+    assert sum(node.state["w"] for node in sim.nodes) == pytest.approx(n, abs=1e-12)
+
+
+@pytest.mark.parametrize("overlap", [0, 1])
+def test_push_sum_on_a_static_directed_graph_converges_to_the_average(tmp_path, overlap):
+    import networkx as nx
+
+    graph = nx.DiGraph([(i, (i + 1) % 6) for i in range(6)] + [(0, 3), (4, 1)])
+    sim = make_simulation(SGP(schedule="graph", overlap=overlap), tmp_path, topology=graph,
+                          workers=6, steps=120, lr=0.0, network=SLOW_NET,
+                          compute=Compute(step_time=0.01, jitter=0.5))
+    x0 = distinct_start(sim)
+    mass = []
+    sent = []
+    transmit = sim.fabric.transmit
+    sim.fabric.transmit = lambda m: (sent.append(m), transmit(m))[1]
+    sim.run()
+    assert torch.allclose(sim.X, x0.mean(0).expand_as(sim.X), atol=1e-4)
+    in_flight = sum(m.w for m in sent if math.isnan(m.t_arrive)) + sum(
+        m.w for node in sim.nodes for m in node._mail["push"]
+    )
+    mass.append(sum(node.state["w"] for node in sim.nodes) + in_flight)
+    assert mass[0] == pytest.approx(6.0, abs=1e-9)
+
+
+def test_fedavg_with_one_client_and_one_epoch_equals_plain_sgd(tmp_path):
+    common = {"workers": 1, "lr": 0.05, "batch": 64, "eval_every": "1000s"}
+    fed = make_simulation(FedAvg(rounds=1, C=1.0, E=1), tmp_path / "fed", **common)
+    fed.run()
+    steps = math.ceil(fed.nodes[0].samples / 64)
+    sgd = make_simulation(SGD(), Path(tmp_path / "sgd"), steps=steps, **common)
+    sgd.run()
+    assert fed.nodes[0].steps == steps
+    assert torch.equal(fed.X[fed.roles.index("server")], sgd.X[0])
