@@ -7,6 +7,7 @@ import runpy
 import sys
 from pathlib import Path
 
+from netsim.algorithms.ops import AlgorithmError
 from netsim.compute import ComputeError
 from netsim.data import DataError
 from netsim.experiment import ConfigError, Experiment
@@ -14,7 +15,15 @@ from netsim.network import NetworkError
 from netsim.units import UnitError
 from topologies.graphs import TopologyError
 
-USER_ERRORS = (ConfigError, ComputeError, DataError, NetworkError, TopologyError, UnitError)
+USER_ERRORS = (
+    AlgorithmError,
+    ConfigError,
+    ComputeError,
+    DataError,
+    NetworkError,
+    TopologyError,
+    UnitError,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,11 +43,19 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="where tensors live (default: the experiment's, else auto)",
     )
+    parser.add_argument(
+        "--only",
+        default=None,
+        metavar="RUN[,RUN]",
+        help="run only these runs (others keep their earlier results)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     try:
         experiment = load(args.experiment)
         experiment.override(args.set)
+        if args.only:
+            experiment.select(args.only.split(","))
         from netsim.runner import run
         from netsim.sim import SimulationError
 

@@ -134,6 +134,7 @@ class Experiment:
         if not runs:
             raise ConfigError(f"experiment {name!r} has no runs")
         self.name, self.runs, self.shared = name, list(runs), dict(shared)
+        self.only: list[str] | None = None  # select(): run just these
         _check_keys(self.shared, "experiment setting")
         for run in self.runs:
             _check_keys(run.settings, f"setting of run {run.name!r}")
@@ -183,9 +184,17 @@ class Experiment:
             else:
                 self.runs[self.runs.index(run)] = Run(run.name, run.algorithm, **new)
 
+    def select(self, names: list[str]) -> None:
+        """Keeps only the named runs (in the experiment's order)."""
+        known = [run.name for run in self.runs]
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ConfigError(f"no run named {unknown[0]!r}; runs: {', '.join(known)}")
+        self.only = list(names)
+
     def resolve(self) -> list[tuple[str, Settings]]:
         resolved = []
-        for run in self.runs:
+        for run in [r for r in self.runs if self.only is None or r.name in self.only]:
             values = self.shared | run.settings
             values["algorithm"] = run.algorithm
             settings = Settings(**values)

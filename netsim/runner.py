@@ -18,6 +18,8 @@ def preflight(settings: Settings):
     """Validates one run completely; returns the workers' graph and its nodes' roles."""
     settings.validate()
     graph = settings.graph()
+    if hasattr(settings.algorithm, "check"):
+        settings.algorithm.check(graph.number_of_nodes())
     _, roles = settings.algorithm.layout(graph)
     roles = [r[0] for r in roles]
     settings.network.resolve(roles)
@@ -58,14 +60,19 @@ def run(
         simulation = Simulation(name, settings, graph, exp_dir / name, progress=progress)
         summary = summaries[name] = simulation.run()
         if progress:
-            print(f"{name}: {summary['steps_per_worker']} steps per worker, "
-                  f"{100 * summary['final_accuracy']:.2f}% test accuracy, "
-                  f"{summary['sim_time']:.1f} simulated s in {summary['wall_time_s']:.1f} s",
-                  file=sys.stderr)
+            print(
+                f"{name}: {summary['steps_per_worker']} steps per worker, "
+                f"{100 * summary['final_accuracy']:.2f}% test accuracy, "
+                f"{summary['sim_time']:.1f} simulated s in {summary['wall_time_s']:.1f} s",
+                file=sys.stderr,
+            )
     if plot:
         from netsim import plots
 
-        plots.plot_experiment(exp_dir, [name for name, _ in runs])
-        table = plots.summary_table(exp_dir, [name for name, _ in runs])
+        # every run of the experiment that has results, so re-running a few (--only) keeps the
+        # others in the figures and the table
+        names = [r.name for r in experiment.runs if (exp_dir / r.name / "summary.json").exists()]
+        plots.plot_experiment(exp_dir, names)
+        table = plots.summary_table(exp_dir, names)
         (exp_dir / "summary.md").write_text(table + "\n")
     return summaries

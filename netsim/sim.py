@@ -228,7 +228,10 @@ class Simulation:
             self.progress.close()
         self.evaluate("test")
         summary = self.recorder.summary(
-            self.name, type(self.algorithm).__name__, self.env.now, time.perf_counter() - started
+            self.name,
+            getattr(self.algorithm, "label", type(self.algorithm).__name__),
+            self.env.now,
+            time.perf_counter() - started,
         )
         self.recorder.close(summary)
         return summary

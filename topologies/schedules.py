@@ -137,12 +137,14 @@ def periodic(
 def periodic_strongly_connected(n: int, period: int = 5, seed: int = 0) -> Schedule:
     """Random row-stochastic W_0..W_{period-1}, none strongly connected, their union is.
 
-    The edges of a random directed Hamiltonian cycle plus about n/2 random chords are dealt
-    out to the matrices; each W_t puts random positive weights on its edges and its
-    diagonal (weights.random_row_stochastic). A strongly connected digraph on n nodes needs
-    at least n edges, and no matrix gets more than n - 1, so none is strongly connected
-    alone. With fewer edges than matrices, some rounds are idle (W_t = I). The defaults
-    give Ghaemi's setting: a periodically strongly connected sequence of 5 matrices.
+    Each W_t pairs the nodes up (a random near-perfect matching, both directions), so every
+    node has a partner in every round (one sits out when n is odd), yet with n >= 3 no single
+    matrix is strongly connected. The edges of a random Hamiltonian path are dealt round-robin
+    to the matrices first (consecutive path edges land in different matrices, so each stays a
+    matching), which makes the union over one period strongly connected. Each W_t puts random
+    positive weights on its edges and its diagonal (weights.random_row_stochastic). For n = 2
+    the one pair talks in one direction per matrix. The defaults give Ghaemi's setting: a
+    periodically strongly connected sequence of 5 matrices.
 
     Parameters
     ----------
@@ -163,18 +165,21 @@ def periodic_strongly_connected(n: int, period: int = 5, seed: int = 0) -> Sched
     _require_int(seed, 0, "periodic_strongly_connected(n, period, seed): seed")
     rng = np.random.default_rng(seed)
     order = [int(u) for u in rng.permutation(n)]
-    cycle = [(order[k], order[(k + 1) % n]) for k in range(n)]
-    taken = set(cycle)
-    others = [(u, v) for u in range(n) for v in range(n) if u != v and (u, v) not in taken]
-    # The last bound keeps every matrix below n edges: n + chords <= period * (n - 1).
-    chords = min(n // 2, len(others), period * (n - 1) - n)
-    edges = cycle + [others[k] for k in rng.choice(len(others), size=chords, replace=False)]
-    deal = rng.permutation(len(edges))
+    pairs: list[list[tuple[int, int]]] = [[] for _ in range(period)]
+    for k in range(n - 1):
+        pairs[k % period].append((order[k], order[k + 1]))
     matrices = []
     for t in range(period):
         G = nx.DiGraph()
         G.add_nodes_from(range(n))
-        G.add_edges_from(edges[k] for k in deal[t::period])
+        if n == 2:
+            G.add_edge(*((0, 1) if t % 2 == 0 else (1, 0)))
+        else:
+            matched = {u for pair in pairs[t] for u in pair}
+            free = [int(u) for u in rng.permutation(n) if u not in matched]
+            pairs[t] += list(zip(free[0::2], free[1::2], strict=False))  # odd n: one sits out
+            G.add_edges_from(pairs[t])
+            G.add_edges_from((v, u) for u, v in pairs[t])
         matrices.append(weights.random_row_stochastic(n, seed=int(rng.integers(2**32)), support=G))
     return periodic(matrices)
 

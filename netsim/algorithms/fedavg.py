@@ -39,6 +39,10 @@ class FedAvg:
     needs_connected: ClassVar[bool] = False
     drives: ClassVar[tuple[str, ...]] = ("server",)
 
+    @property
+    def label(self) -> str:
+        return "FedProx" if self.mu > 0 else "FedAvg"
+
     def layout(self, graph):
         return ops.with_server(graph)
 

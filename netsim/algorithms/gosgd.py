@@ -39,6 +39,12 @@ class GoSGD:
     W: Any = None  # None: the paper's rule; else a matrix or a topologies.schedules.Schedule
     needs_connected: ClassVar[bool] = True
 
+    def check(self, workers: int) -> None:
+        if not 0 <= self.p <= 1:
+            raise ops.AlgorithmError(f"GoSGD.p is a probability in [0, 1], got {self.p}")
+        if self.W is not None:
+            ops.check_matrix("GoSGD.W", self.W, workers)
+
     def layout(self, graph):
         return ops.solo(graph)
 

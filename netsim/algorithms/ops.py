@@ -6,7 +6,22 @@ Nothing here touches the simulator, so each function is tested on plain tensors.
 from __future__ import annotations
 
 import networkx as nx
+import numpy as np
 import torch
+
+
+class AlgorithmError(ValueError):
+    """A hyper-parameter that does not fit the run (one line: what and how to fix it)."""
+
+
+def check_matrix(name: str, W, workers: int) -> None:
+    """A mixing matrix or schedule must have one row and column per worker."""
+    n = W.n if hasattr(W, "period") else np.asarray(W).shape[0]
+    if n != workers:
+        raise AlgorithmError(
+            f"{name} is {n} x {n} but the run has {workers} workers: build it for {workers} "
+            "nodes or set workers to match"
+        )
 
 
 def peers(graph: nx.Graph) -> tuple[nx.Graph, list[tuple[str, ...]]]:

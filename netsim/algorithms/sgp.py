@@ -39,6 +39,14 @@ class SGP:
     overlap: int = 0
     needs_connected: ClassVar[bool] = True
 
+    def check(self, workers: int) -> None:
+        if self.schedule not in ("one_peer_exponential", "graph"):
+            ops.check_matrix("SGP.schedule", self.schedule, workers)
+        if not (isinstance(self.overlap, int) and self.overlap >= 0):
+            raise ops.AlgorithmError(
+                f"SGP.overlap is a whole number of rounds >= 0, got {self.overlap}"
+            )
+
     def layout(self, graph):
         return ops.solo(graph)
 

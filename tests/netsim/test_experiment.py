@@ -101,3 +101,23 @@ def test_a_network_override_for_a_role_no_run_has_is_a_typo(tmp_path):
     )
     with pytest.raises(ConfigError, match="Network.nodes\\['sever'\\]: no run has a node"):
         run(e, out=tmp_path, progress=False)
+
+
+def test_select_runs_only_the_named_runs_and_rejects_unknown_names():
+    e = spec()
+    e.select(["b"])
+    assert [name for name, _ in e.resolve()] == ["b"]
+    with pytest.raises(ConfigError, match="no run named 'c'; runs: a, b"):
+        e.select(["c"])
+
+
+def test_algorithm_checks_its_hyper_parameters_against_the_run():
+    from netsim.algorithms import GoSGD
+    from netsim.algorithms.ops import AlgorithmError
+    from topologies import weights
+
+    e = Experiment("t", [Run("g", GoSGD(W=weights.uniform_doubly_stochastic(3)))],
+                   data="synthetic_fmnist", steps=1, workers=4)
+    ((_, settings),) = e.resolve()
+    with pytest.raises(AlgorithmError, match="GoSGD.W is 3 x 3 but the run has 4 workers"):
+        preflight(settings)
