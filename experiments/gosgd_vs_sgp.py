@@ -34,7 +34,7 @@ experiment = Experiment(
     compute=Compute(step_time="100ms", jitter=0.05),
     seed=0,
     runs=[
-        Run("centralized", SGD(), workers=1),
+        Run("centralized", SGD(), workers=1, batch=128),  # 8 x 16: the combined batch
         Run("gosgd", GoSGD(p=1.0)),
         Run("gosgd_doubly", GoSGD(p=1.0, W=weights.uniform_doubly_stochastic(8))),
         Run("gosgd_row", GoSGD(p=1.0, W=weights.random_row_stochastic(8, seed=1))),

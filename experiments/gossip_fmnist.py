@@ -29,7 +29,7 @@ experiment = Experiment(
     network=Network(bandwidth="1Gbit/s", latency="1ms"),
     compute=Compute(step_time="50ms", jitter=0.05),
     runs=[
-        Run("centralized", SGD(), workers=1),
+        Run("centralized", SGD(), workers=1, batch=192),  # all six agents' samples per step
         Run("gosgd_iid", GoSGD(p=0.1)),
         Run("const_stochastic", GoSGD(p=0.1, W=weights.random_row_stochastic(6, seed=1))),
         Run("const_doubly", GoSGD(p=0.1, W=weights.random_doubly_stochastic(6, seed=1))),

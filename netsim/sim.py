@@ -39,8 +39,9 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def bind(module: torch.nn.Module, x: torch.Tensor, g: torch.Tensor | None = None) -> None:
-    """Makes the module's parameters views into the flat vector x (and their grads into g)."""
+def bind(module: torch.nn.Module, x: torch.Tensor, g=None, b=None) -> None:
+    """Makes the module's parameters views into the flat vector x, their grads views into g,
+    and its floating buffers (BatchNorm statistics) views into b."""
     offset = 0
     for sub in module.modules():
         for name, p in list(sub._parameters.items()):
@@ -52,10 +53,30 @@ def bind(module: torch.nn.Module, x: torch.Tensor, g: torch.Tensor | None = None
                 view.grad = g[offset : offset + n].view_as(p)
             sub._parameters[name] = view
             offset += n
+    offset = 0
+    for sub, name, buffer in _float_buffers(module) if b is not None else ():
+        sub._buffers[name] = b[offset : offset + buffer.numel()].view_as(buffer)
+        offset += buffer.numel()
 
 
 def flatten(module: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+
+
+def flatten_buffers(module: torch.nn.Module) -> torch.Tensor:
+    """The floating buffers as one vector (empty for models without BatchNorm)."""
+    parts = [buffer.reshape(-1) for _, _, buffer in _float_buffers(module)]
+    return torch.cat(parts) if parts else torch.zeros(0)
+
+
+def _float_buffers(module: torch.nn.Module):
+    # integer buffers (BatchNorm's step counter) stay in each module: they are not averaged
+    return [
+        (sub, name, buffer)
+        for sub in module.modules()
+        for name, buffer in sub._buffers.items()
+        if buffer is not None and buffer.is_floating_point()
+    ]
 
 
 class Simulation:
@@ -80,6 +101,7 @@ class Simulation:
         n = len(self.roles)
         self.X = x0.repeat(n, 1)
         self.G = torch.zeros_like(self.X)
+        self.B = flatten_buffers(template).to(self.device).repeat(n, 1)
         ends = np.cumsum([p.numel() for p in template.parameters()]).tolist()
         self.segments = list(zip([0, *ends[:-1]], ends, strict=True))
         flops = models.flops_per_sample(template, self.dataset.input_shape)
@@ -121,7 +143,7 @@ class Simulation:
         self.nodes = []
         for i, role in enumerate(self.roles):
             module = copy.deepcopy(template).to(self.device)
-            bind(module, self.X[i], self.G[i])
+            bind(module, self.X[i], self.G[i], self.B[i])
             optimizer = torch.optim.SGD(
                 module.parameters(),
                 lr=settings.lr,
@@ -166,8 +188,15 @@ class Simulation:
     def global_model(self) -> torch.Tensor:
         return self.algorithm.global_model(self.X, self.roles)
 
+    def global_buffers(self) -> torch.Tensor:
+        if self.B.shape[1] == 0:
+            return self.B[0]
+        return self.algorithm.global_model(self.B, self.roles)
+
     def evaluate(self, split: str) -> None:
-        accuracy, loss = self.evaluator(self.global_model(), full=split == "test")
+        accuracy, loss = self.evaluator(
+            self.global_model(), self.global_buffers(), full=split == "test"
+        )
         self.recorder.evaluation(self.env.now, "global", split, accuracy, loss)
 
     def record_step(self, node: Node, t_start: float, loss: float) -> None:
@@ -178,7 +207,7 @@ class Simulation:
             if self.recorder.steps_reached() % every == 0:
                 self.evaluate("subset")
         if (
-            self.settings.stop == "first"
+            getattr(self.algorithm, "stop", self.settings.stop) == "first"
             and node.role == "worker"
             and self.budget_spent(node)
             and not self._stop.triggered
@@ -243,7 +272,8 @@ class _Evaluator:
     def __init__(self, template, dataset, device, settings: Settings):
         self.module = copy.deepcopy(template)
         self.x = flatten(self.module).clone()
-        bind(self.module, self.x)
+        self.b = flatten_buffers(self.module).to(self.x.device)
+        bind(self.module, self.x, b=self.b)
         self.module.eval()
         order = np.random.default_rng(0).permutation(len(dataset.y_test))
         subset = torch.from_numpy(order[: settings.eval_subset])
@@ -251,8 +281,9 @@ class _Evaluator:
         self.subset = (self.full[0][subset.to(device)], self.full[1][subset.to(device)])
 
     @torch.inference_mode()
-    def __call__(self, x: torch.Tensor, full: bool) -> tuple[float, float]:
+    def __call__(self, x: torch.Tensor, b: torch.Tensor, full: bool) -> tuple[float, float]:
         self.x.copy_(x)
+        self.b.copy_(b)
         inputs, targets = self.full if full else self.subset
         correct, loss = 0, 0.0
         for start in range(0, len(targets), EVAL_BATCH):

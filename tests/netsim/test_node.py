@@ -98,3 +98,19 @@ def test_recv_timeout_and_drain(simulate):
     _, summary = simulate(Mailbox(), workers=2, steps=1, network=FAST)
     rec = {name: v["mean"] for name, v in summary["records"].items()}
     assert rec == {"timed_out": 1.0, "order": 12.0, "empty": 0.0}
+
+
+def test_batchnorm_statistics_live_in_the_buffer_population():
+    from torch import nn
+
+    from netsim.sim import bind, flatten, flatten_buffers
+
+    module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    X, B = flatten(module).repeat(2, 1), flatten_buffers(module).repeat(2, 1)
+    assert B.shape == (2, 4)  # running mean and variance of 2 channels; the step counter stays
+    bind(module, X[1], None, B[1])
+    module.train()
+    module(torch.randn(4, 1, 5, 5))
+    assert torch.equal(B[0], torch.tensor([0.0, 0.0, 1.0, 1.0]))
+    assert not torch.equal(B[1], B[0])
+    assert torch.equal(module[1].running_mean, B[1, :2])
