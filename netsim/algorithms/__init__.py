@@ -1,10 +1,23 @@
 """Algorithms: each a frozen dataclass of hyper-parameters with one ``async def`` per role."""
 
+from netsim.algorithms.dpsgd import DPSGD
 from netsim.algorithms.fedavg import FedAvg, FedProx
 from netsim.algorithms.gosgd import GoSGD
 from netsim.algorithms.p2p import P2PPull
 from netsim.algorithms.parameter_server import AsyncPS, SyncPS
+from netsim.algorithms.rwm import RWM
 from netsim.algorithms.sgd import SGD
 from netsim.algorithms.sgp import SGP
 
-__all__ = ["SGD", "SyncPS", "AsyncPS", "P2PPull", "GoSGD", "SGP", "FedAvg", "FedProx"]
+__all__ = [
+    "SGD",
+    "SyncPS",
+    "AsyncPS",
+    "P2PPull",
+    "GoSGD",
+    "SGP",
+    "FedAvg",
+    "FedProx",
+    "DPSGD",
+    "RWM",
+]

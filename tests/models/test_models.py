@@ -16,7 +16,7 @@ def test_parameter_counts_match_the_docstrings(name, count):
     assert f"{count:,}" in sys.modules[type(model).__module__].__doc__
 
 
-@pytest.mark.parametrize("name", sorted(models.MODELS))
+@pytest.mark.parametrize("name", ["mcmahan_cnn", "mlp", "small_cnn"])  # the 1x28x28 models
 def test_forward_shape_on_a_batch_of_two(name):
     out = models.build(name)(torch.randn(2, 1, 28, 28))
     assert out.shape == (2, 10)

@@ -5,7 +5,19 @@ import csv
 import pytest
 
 from netsim import Compute, Network
-from netsim.algorithms import SGD, SGP, AsyncPS, FedAvg, FedProx, GoSGD, P2PPull, SyncPS
+from netsim.algorithms import (
+    DPSGD,
+    RWM,
+    SGD,
+    SGP,
+    AsyncPS,
+    FedAvg,
+    FedProx,
+    GoSGD,
+    P2PPull,
+    SyncPS,
+    sharing,
+)
 from topologies import schedules, weights
 
 FEDERATED = {"steps": None, "eval_every": "0.5s", "momentum": 0.0, "lr": 0.05}
@@ -24,6 +36,12 @@ ALGORITHMS = [
     ),
     pytest.param(SGP(), {}, id="sgp"),
     pytest.param(SGP(overlap=1), {}, id="sgp_overlap"),
+    pytest.param(DPSGD(), {"topology": "ring"}, id="dpsgd"),
+    pytest.param(DPSGD(share=sharing.Partial(alpha=0.3)), {"topology": "ring"}, id="dpsgd_partial"),
+    pytest.param(RWM(), {"topology": "ring"}, id="rwm"),
+    pytest.param(
+        RWM(share=sharing.SubSampling(alpha=0.5)), {"topology": "ring"}, id="rwm_subsample"
+    ),
     pytest.param(FedAvg(rounds=4, C=0.5, E=1), FEDERATED, id="fedavg"),
     pytest.param(FedProx(mu=0.1, rounds=4, C=0.5, E=1, stragglers=0.5), FEDERATED, id="fedprox"),
 ]
@@ -50,7 +68,9 @@ def test_loss_falls_and_accuracy_rises(simulate, algorithm, extra):
     assert float(evals[-1]["accuracy"]) > float(evals[0]["accuracy"]) + 0.3
     losses = [float(r["loss"]) for r in rows(sim.recorder.dir / "steps.csv")]
     assert sum(losses[-20:]) < sum(losses[:20])
-    if "rounds" not in extra and not hasattr(algorithm, "rounds"):
+    if getattr(algorithm, "stop", "all") == "first":
+        assert max(node.steps for node in sim.nodes) == 40
+    elif not hasattr(algorithm, "rounds"):
         assert summary["steps_per_worker"] == 40
 
 

@@ -115,7 +115,7 @@ def test_corrupt_gzip_names_the_file(tmp_path, tiny):
 
 def test_unknown_dataset_lists_known_names():
     with pytest.raises(DataError, match="fashion_mnist, synthetic_fmnist"):
-        load("cifar10")
+        load("imagenet")
 
 
 def test_synthetic_is_deterministic_balanced_and_learnable():

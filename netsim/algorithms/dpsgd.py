@@ -1,0 +1,73 @@
+"""D-PSGD with Metropolis-Hastings weights (Lian et al. 2017, "Can Decentralized Algorithms
+Outperform Centralized Algorithms?"), as run by decentralizepy (Dresevic 2022).
+
+Each round k, every node i:
+
+    x_i <- local_steps SGD steps on x_i
+    send (x_i, d_i, k) to every neighbour j                 # through a sharing method
+    wait for round k from every neighbour
+    x_i <- sum_j w_ij x_j + (1 - sum_j w_ij) x_i,   w_ij = 1 / (1 + max(d_i, d_j))
+
+A neighbour whose model has not arrived after ``timeout`` seconds (None: wait, as
+decentralizepy's synchronous rounds do) counts as absent: its weight stays with x_i. With a
+partial sharing method, a coordinate that did not arrive from j counts as i's own value
+(sharing.masked_average), which is decentralizepy's rule.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from netsim.algorithms import ops, sharing
+from netsim.units import parse_time
+
+
+@dataclass(frozen=True)
+class DPSGD:
+    local_steps: int = 1
+    share: Any = field(default_factory=sharing.Full)
+    timeout: float | str | None = None
+    needs_connected: ClassVar[bool] = True
+
+    def check(self, workers: int) -> None:
+        if not (isinstance(self.local_steps, int) and self.local_steps >= 1):
+            raise ops.AlgorithmError(f"DPSGD.local_steps must be >= 1, got {self.local_steps}")
+
+    def layout(self, graph):
+        return ops.solo(graph)
+
+    def global_model(self, X, roles):
+        return ops.worker_mean(X, roles)
+
+    async def worker(self, node):
+        timeout = None if self.timeout is None else parse_time(self.timeout)
+        early: dict[int, list] = defaultdict(list)  # rounds ahead of ours, from faster peers
+        sent_state: dict = {}
+        if hasattr(self.share, "after_averaging"):  # partial sharing measures change from x0
+            self.share.after_averaging(node.x, sent_state)
+        k = 0
+        while not node.done:
+            await node.train(self.local_steps)
+            payload = self.share.encode(node.x, sent_state, node.rng)
+            for j in node.neighbors:
+                node.send(j, "model", degree=node.degree, k=k, **payload)
+            got = {m.src: m for m in early.pop(k, [])}
+            while len(got) < node.degree:
+                m = await node.recv("model", timeout=timeout)
+                if m is None:
+                    break
+                if m.k == k:
+                    got[m.src] = m
+                elif m.k > k:
+                    early[m.k].append(m)
+            received = []
+            for m in got.values():
+                x_j, mask = self.share.decode(m.payload, node.x)
+                received.append((x_j, mask, 1.0 / (1 + max(node.degree, m.degree))))
+            self_weight = 1.0 - sum(w for _, _, w in received)
+            node.x.copy_(sharing.masked_average(node.x, self_weight, received))
+            if hasattr(self.share, "after_averaging"):
+                self.share.after_averaging(node.x, sent_state)
+            k += 1

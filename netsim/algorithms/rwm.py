@@ -1,0 +1,60 @@
+"""RWM: the random-walk model with age weighting (Dresevic 2022, after decentralizepy).
+
+Models walk the graph. Every node starts one walk (bootstrapping: it sends its initial model
+and age 0 to a random neighbour, so there are as many models in flight as nodes and no node
+waits for ever), then loops:
+
+    x_i <- one SGD step on x_i;  age_i <- age_i + 1
+    wait for one model (x_j, age_j) from a neighbour
+    x_i <- (age_i x_i + age_j x_j) / (age_i + age_j);  age_i <- max(age_i, age_j)
+    send (x_i, age_i) to one neighbour chosen uniformly at random
+
+Each model received is averaged exactly once. A node that stops absorbs the walks that reach
+it, so the run stops when the first node completes its iterations (stop = "first"); curves use
+the iterations every node reached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from netsim.algorithms import ops, sharing
+
+
+@dataclass(frozen=True)
+class RWM:
+    share: Any = field(default_factory=sharing.Full)
+    needs_connected: ClassVar[bool] = True
+    stop: ClassVar[str] = "first"
+
+    def layout(self, graph):
+        return ops.solo(graph)
+
+    def global_model(self, X, roles):
+        return ops.worker_mean(X, roles)
+
+    async def worker(self, node):
+        sent_state: dict = {}
+        if hasattr(self.share, "after_averaging"):  # partial sharing measures change from x0
+            self.share.after_averaging(node.x, sent_state)
+        node.state["age"] = 0
+        self._walk(node, sent_state)
+        while not node.done:
+            await node.train()
+            node.state["age"] += 1
+            m = await node.recv("model")
+            x_j, mask = self.share.decode(m.payload, node.x)
+            age, age_j = node.state["age"], m.age  # age >= 1 after the step
+            w_j = age_j / (age + age_j)
+            node.x.copy_(sharing.masked_average(node.x, 1 - w_j, [(x_j, mask, w_j)]))
+            if hasattr(self.share, "after_averaging"):
+                self.share.after_averaging(node.x, sent_state)
+            node.state["age"] = max(age, age_j)
+            node.record("age", node.state["age"])
+            self._walk(node, sent_state)
+
+    def _walk(self, node, sent_state: dict) -> None:
+        peer = int(node.rng.choice(node.neighbors))
+        payload = self.share.encode(node.x, sent_state, node.rng)
+        node.send(peer, "model", age=node.state["age"], **payload)
