@@ -130,17 +130,22 @@ class Run:
 class Experiment:
     """Shared settings plus a list of runs; ``resolve`` gives each run's validated Settings."""
 
-    def __init__(self, name: str, runs: list[Run], **shared: Any):
+    def __init__(self, name: str, runs: list[Run], pairs=(), **shared: Any):
+        """``pairs``: (run, run) to compare at equal rounds, time and bytes (netsim.compare)."""
         if not runs:
             raise ConfigError(f"experiment {name!r} has no runs")
         self.name, self.runs, self.shared = name, list(runs), dict(shared)
         self.only: list[str] | None = None  # select(): run just these
+        self.pairs = [tuple(pair) for pair in pairs]
         _check_keys(self.shared, "experiment setting")
         for run in self.runs:
             _check_keys(run.settings, f"setting of run {run.name!r}")
         names = [run.name for run in self.runs]
         if len(set(names)) != len(names):
             raise ConfigError(f"run names must be unique, got {names}")
+        for pair in self.pairs:
+            if len(pair) != 2 or not set(pair) <= set(names):
+                raise ConfigError(f"pairs holds (run, run) of this experiment's runs, got {pair}")
 
     def override(self, assignments: list[str]) -> None:
         """Applies ``--set key=value`` strings (see the module docstring)."""

@@ -74,5 +74,10 @@ def run(
         names = [r.name for r in experiment.runs if (exp_dir / r.name / "summary.json").exists()]
         plots.plot_experiment(exp_dir, names)
         table = plots.summary_table(exp_dir, names)
+        pairs = [p for p in experiment.pairs if set(p) <= set(names)]
+        if pairs:
+            from netsim import compare
+
+            table += "\n\n" + compare.write(exp_dir, pairs)
         (exp_dir / "summary.md").write_text(table + "\n")
     return summaries

@@ -1,0 +1,85 @@
+"""Equal-budget cuts: which of two runs is ahead at the same rounds, seconds or bytes.
+
+Dresevic (2022) compares D-PSGD and RWM per round, per second and per byte: each run's test
+accuracy is read at the budget of the cheaper run (the smaller final round count, simulated time
+or MB sent per node), from the evaluations made up to that point. Reads evals.csv and
+summary.json only, like plots.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+
+AXES = (("steps", "equal rounds", 1.0), ("t", "equal time", 1.0), ("bytes", "equal bytes", 1e-6))
+
+
+def curve(run_dir: Path) -> dict[str, np.ndarray]:
+    """The global model's evaluations: t, steps, MB sent per worker, accuracy."""
+    workers = json.loads((run_dir / "summary.json").read_text())["workers"]
+    with open(run_dir / "evals.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["node"] == "global"]
+    columns = {key: np.array([float(r[key]) for r in rows]) for key in ("t", "steps", "bytes")}
+    columns["bytes"] = columns["bytes"] / workers
+    columns["accuracy"] = np.array([float(r["accuracy"]) for r in rows])
+    return columns
+
+
+def accuracy_at(c: dict[str, np.ndarray], axis: str, budget: float) -> float:
+    """Accuracy of the last evaluation made within the budget on that axis."""
+    within = np.flatnonzero(c[axis] <= budget * (1 + 1e-12))
+    return float(c["accuracy"][within[-1]]) if len(within) else float("nan")
+
+
+def cuts(exp_dir: Path, a: str, b: str) -> list[dict]:
+    """One row per axis: the budget and both runs' accuracy there."""
+    ca, cb = curve(Path(exp_dir) / a), curve(Path(exp_dir) / b)
+    out = []
+    for axis, label, scale in AXES:
+        budget = min(ca[axis][-1], cb[axis][-1])
+        out.append(
+            {
+                "cut": label,
+                "budget": budget * scale,
+                a: accuracy_at(ca, axis, budget),
+                b: accuracy_at(cb, axis, budget),
+            }
+        )
+    return out
+
+
+def write(exp_dir: Path, pairs: list[tuple[str, str]]) -> str:
+    """cuts.md (a table) and cuts.png (grouped bars) for each pair of runs; returns the table."""
+    exp_dir = Path(exp_dir)
+    lines = ["| pair | cut | budget | first | second |", "| --- | --- | ---: | ---: | ---: |"]
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.2 * len(pairs), 3.6), squeeze=False)
+    for ax, (a, b) in zip(axes[0], pairs, strict=True):
+        rows = cuts(exp_dir, a, b)
+        for row in rows:
+            unit = {"equal rounds": " rounds", "equal time": " s", "equal bytes": " MB/node"}
+            lines.append(
+                f"| {a} vs {b} | {row['cut']} | {row['budget']:.1f}{unit[row['cut']]} "
+                f"| {100 * row[a]:.2f}% | {100 * row[b]:.2f}% |"
+            )
+        x = np.arange(len(rows))
+        ax.bar(x - 0.2, [100 * r[a] for r in rows], 0.4, label=a)
+        ax.bar(x + 0.2, [100 * r[b] for r in rows], 0.4, label=b)
+        ax.set_xticks(x, [r["cut"] for r in rows])
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{a} vs {b}", fontsize=10)
+        ax.legend(fontsize=8, loc="lower right")
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("Accuracy at the budget of the cheaper run")
+    fig.tight_layout()
+    fig.savefig(exp_dir / "cuts.png", dpi=120)
+    plt.close(fig)
+    table = "\n".join(lines)
+    (exp_dir / "cuts.md").write_text(table + "\n")
+    return table
