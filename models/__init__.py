@@ -5,11 +5,23 @@ import math
 import torch
 from torch import nn
 
+from models.celeba_cnn import CelebaCNN
+from models.cifar_cnn import CifarCNN
+from models.femnist_cnn import FemnistCNN
+from models.matrix_factorization import MatrixFactorization
 from models.mcmahan_cnn import McMahanCNN
 from models.mlp import MLP2NN
 from models.small_cnn import SmallCNN
 
-MODELS = {"mcmahan_cnn": McMahanCNN, "mlp": MLP2NN, "small_cnn": SmallCNN}
+MODELS = {
+    "celeba_cnn": CelebaCNN,
+    "cifar_cnn": CifarCNN,
+    "femnist_cnn": FemnistCNN,
+    "mcmahan_cnn": McMahanCNN,
+    "mf": MatrixFactorization,
+    "mlp": MLP2NN,
+    "small_cnn": SmallCNN,
+}
 
 
 class UnknownModelError(ValueError):
@@ -17,7 +29,8 @@ class UnknownModelError(ValueError):
 
 
 def build(name: str, **kwargs) -> nn.Module:
-    """The model registered as `name`, constructed with `kwargs`."""
+    """The model registered as `name`, constructed with `kwargs` (for the image models the
+    input and class counts, for "mf" `num_users` and `num_items`)."""
     if name not in MODELS:
         known = ", ".join(sorted(MODELS))
         raise UnknownModelError(f"unknown model {name!r}; use one of: {known}")
@@ -33,7 +46,11 @@ def flops_per_sample(module: nn.Module, input_shape: tuple) -> float:
 
     Biases, activations and pooling are left out: they are a rounding error next to the
     matrix products, and this is the count the compute model scales (x3 for a training step).
+    A model built of other layers (MatrixFactorization: table look-ups and a dot product)
+    states its own count as a `flops_per_sample()` method, and `input_shape` is not used.
     """
+    if hasattr(module, "flops_per_sample"):
+        return float(module.flops_per_sample())
     weight = next(module.parameters(), None)
     if weight is None:
         return 0.0  # no parameters, so no Conv2d or Linear layer to count

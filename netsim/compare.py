@@ -29,6 +29,9 @@ def curve(run_dir: Path) -> dict[str, np.ndarray]:
     columns = {key: np.array([float(r[key]) for r in rows]) for key in ("t", "steps", "bytes")}
     columns["bytes"] = columns["bytes"] / workers
     columns["accuracy"] = np.array([float(r["accuracy"]) for r in rows])
+    if len(rows) and np.all(np.isnan(columns["accuracy"])):  # ratings: the loss is the RMSE
+        columns["accuracy"] = np.array([float(r["loss"]) for r in rows])
+        columns["rmse"] = np.ones(len(rows))
     return columns
 
 
@@ -41,6 +44,7 @@ def accuracy_at(c: dict[str, np.ndarray], axis: str, budget: float) -> float:
 def cuts(exp_dir: Path, a: str, b: str) -> list[dict]:
     """One row per axis: the budget and both runs' accuracy there."""
     ca, cb = curve(Path(exp_dir) / a), curve(Path(exp_dir) / b)
+    rmse = "rmse" in ca
     out = []
     for axis, label, scale in AXES:
         budget = min(ca[axis][-1], cb[axis][-1])
@@ -50,6 +54,7 @@ def cuts(exp_dir: Path, a: str, b: str) -> list[dict]:
                 "budget": budget * scale,
                 a: accuracy_at(ca, axis, budget),
                 b: accuracy_at(cb, axis, budget),
+                "metric": "RMSE" if rmse else "accuracy",
             }
         )
     return out
@@ -62,21 +67,27 @@ def write(exp_dir: Path, pairs: list[tuple[str, str]]) -> str:
     fig, axes = plt.subplots(1, len(pairs), figsize=(4.2 * len(pairs), 3.6), squeeze=False)
     for ax, (a, b) in zip(axes[0], pairs, strict=True):
         rows = cuts(exp_dir, a, b)
+        rmse = rows[0]["metric"] == "RMSE"
+        scale = 1.0 if rmse else 100.0
+        unit = {"equal rounds": " rounds", "equal time": " s", "equal bytes": " MB/node"}
         for row in rows:
-            unit = {"equal rounds": " rounds", "equal time": " s", "equal bytes": " MB/node"}
+            shown = (
+                f"{row[a]:.4f} | {row[b]:.4f}"
+                if rmse
+                else f"{100 * row[a]:.2f}% | {100 * row[b]:.2f}%"
+            )
             lines.append(
-                f"| {a} vs {b} | {row['cut']} | {row['budget']:.1f}{unit[row['cut']]} "
-                f"| {100 * row[a]:.2f}% | {100 * row[b]:.2f}% |"
+                f"| {a} vs {b} | {row['cut']} | {row['budget']:.1f}{unit[row['cut']]} | {shown} |"
             )
         x = np.arange(len(rows))
-        ax.bar(x - 0.2, [100 * r[a] for r in rows], 0.4, label=a)
-        ax.bar(x + 0.2, [100 * r[b] for r in rows], 0.4, label=b)
+        ax.bar(x - 0.2, [scale * r[a] for r in rows], 0.4, label=a)
+        ax.bar(x + 0.2, [scale * r[b] for r in rows], 0.4, label=b)
         ax.set_xticks(x, [r["cut"] for r in rows])
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel("test RMSE (lower is better)" if rmse else "test accuracy (%)")
         ax.set_title(f"{a} vs {b}", fontsize=10)
         ax.legend(fontsize=8, loc="lower right")
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Accuracy at the budget of the cheaper run")
+    fig.suptitle("Each run at the budget of the cheaper run")
     fig.tight_layout()
     fig.savefig(exp_dir / "cuts.png", dpi=120)
     plt.close(fig)

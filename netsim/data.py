@@ -1,10 +1,7 @@
-"""Data sets as in-memory tensors, partitioners that split them across nodes, and the
-per-node batch walker.
+"""Data sets as in-memory tensors, held once per process whatever the number of nodes.
 
-A node's local data is an int64 index array into the shared training tensors; a batch is
-gathered by indexing (``x_train[idx]``), so no DataLoader processes are needed and a data
-set is held once per process, whatever the number of nodes. The real data sets' files are
-found and parsed in datafiles.py.
+The real data sets' files are found and parsed in datafiles.py and leaf.py; who trains on
+which samples (partitioners and the per-node batch walker) is partition.py, re-exported here.
 """
 
 from __future__ import annotations
@@ -17,41 +14,67 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from netsim import synthetic
 from netsim.datafiles import FMNIST_DEFAULT_DIR as FMNIST_DEFAULT_DIR
-from netsim.datafiles import DataError, find_cifar10, find_fmnist, read_cifar10, read_fmnist
+from netsim.datafiles import (
+    DataError,
+    find_cifar10,
+    find_fmnist,
+    find_movielens,
+    read_cifar10,
+    read_fmnist,
+    read_movielens,
+)
+from netsim.leaf import find_celeba, find_femnist, read_celeba, read_femnist
+from netsim.partition import LocalData as LocalData
+from netsim.partition import partition as partition
+from netsim.partition import partition_users as partition_users
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images normalized per channel with the training set's mean and (population) std.
+    """Images normalized per channel with the training set's mean and (population) std, or
+    (user, item) pairs with their ratings (``task == "regress"``).
 
-    The tensors are shared by every caller of ``load``: index them, never modify them.
+    Data sets with users (LEAF's writers, MovieLens's raters) say which samples are whose:
+    ``train_users[u]`` and ``test_users[u]`` index user u's samples, users in a fixed order,
+    for ``partition(..., "per_user", users=train_users)`` and per-node evaluation. The
+    tensors and index arrays are shared by every caller of ``load``: never modify them.
     """
 
     name: str
-    x_train: torch.Tensor  # float32 (N, C, H, W)
-    y_train: torch.Tensor  # int64 (N,)
+    x_train: torch.Tensor  # float32 (N, C, H, W), or int64 (N, 2) of (user, item)
+    y_train: torch.Tensor  # int64 (N,) classes, or float32 (N,) ratings
     x_test: torch.Tensor
     y_test: torch.Tensor
-    num_classes: int
+    num_classes: int  # 0 for ratings
+    task: str = "classify"
+    train_users: tuple[np.ndarray, ...] | None = None
+    test_users: tuple[np.ndarray, ...] | None = None
+    num_users: int = 0  # the embedding sizes of a ratings model
+    num_items: int = 0
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
+    def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
 
-_SYNTHETIC_SEED = 20170217  # fixed: the synthetic sets are the same everywhere
+_SPLIT_SEED = 20220603  # fixed: MovieLens's per-user train/test split is the same everywhere
 
 
 def load(name: str, root: str | None = None) -> Dataset:
-    """Load data set ``name`` once per process: "fashion_mnist", "cifar10", or their seeded
-    stand-ins "synthetic_fmnist" and "synthetic_cifar10", used only when asked for by name.
+    """Load data set ``name`` once per process: "fashion_mnist", "cifar10", "femnist",
+    "celeba", "movielens", or their seeded stand-ins "synthetic_fmnist", "synthetic_cifar10",
+    "synthetic_femnist" and "synthetic_movielens", used only when asked for by name.
 
     Fashion-MNIST is read from ``root`` if given, else from ``$NETSIM_DATA`` (the IDX folder
     itself or a folder holding ``fashion-mnist/``), else from /usr/share/datasets/fashion-mnist.
-    CIFAR-10 is read from ``root`` if given, else from ``$NETSIM_DATA`` or its ``cifar10/``,
-    each either the ``cifar-10-batches-py`` folder itself or its parent; it has no system
-    default. ``root`` is ignored by the synthetic sets.
+    The others have no system default: they are read from ``root`` if given, else from
+    ``$NETSIM_DATA`` or its ``cifar10/``, ``femnist/``, ``celeba/`` or ``movielens/``.
+    CIFAR-10 is the ``cifar-10-batches-py`` folder or its parent; FEMNIST and CelebA are
+    LEAF's ``data`` folder (train/, test/ and, for CelebA, the photos) or its parent;
+    MovieLens is ``ratings.csv``, its folder, or the parent of ``ml-latest-small/``, split
+    70:30 within each user. ``root`` is ignored by the synthetic sets.
     """
     if name in _SYNTHETIC:
         return _load_cached(name, None)
@@ -77,72 +100,36 @@ def _load_cached(name: str, folder: Path | None) -> Dataset:
     # Keyed by the folder actually found, so pointing NETSIM_DATA elsewhere loads anew.
     if name in _SYNTHETIC:
         return _SYNTHETIC[name]()
-    return _dataset(name, *_FILES[name][1](folder), 10)
+    _, read, num_classes = _FILES[name]
+    if num_classes == 0:
+        return _ratings(name, *read(folder))
+    return _dataset(name, num_classes, *read(folder))
 
 
 def _synthetic_fmnist() -> Dataset:
-    """6000/1000 balanced 1x28x28 images in 10 classes: a random template per class plus
-    Gaussian noise, so a small model learns it in a few steps."""
-    rng = np.random.default_rng(_SYNTHETIC_SEED)
-    templates = rng.random((10, 1, 28, 28))
-
-    def draw(count: int) -> tuple[np.ndarray, np.ndarray]:
-        y = rng.permutation(np.arange(count) % 10)
-        x = templates[y] + rng.normal(0.0, 0.5, (count, 1, 28, 28))
-        return np.rint(np.clip(x, 0.0, 1.0) * 255).astype(np.uint8), y
-
-    x_train, y_train = draw(6000)
-    x_test, y_test = draw(1000)
-    return _dataset("synthetic_fmnist", x_train, y_train, x_test, y_test, 10)
+    return _dataset("synthetic_fmnist", 10, *synthetic.fmnist())
 
 
 def _synthetic_cifar10() -> Dataset:
-    """5000/1000 balanced 3x32x32 images in 10 classes, learnable but not trivially so.
+    return _dataset("synthetic_cifar10", 10, *synthetic.cifar10())
 
-    Each class has a smooth colour pattern: per channel, a sum of four cosines of low integer
-    frequency (so a cyclic shift is seamless). An image is its class's pattern shifted by up
-    to 6 pixels, plus another class's pattern shifted anywhere, plus Gaussian noise. Nearest
-    class mean gets 57% of the test set right; SmallCNN or CifarCNN (batch 32, plain SGD with
-    lr 0.05) about 75-80% after 400 steps.
+
+def _synthetic_femnist() -> Dataset:
+    return _dataset("synthetic_femnist", 62, *synthetic.femnist())
+
+
+def _synthetic_movielens() -> Dataset:
+    return _ratings("synthetic_movielens", *synthetic.movielens())
+
+
+def _dataset(
+    name, num_classes, x_train, y_train, x_test, y_test, train_counts=None, test_counts=None
+) -> Dataset:
+    """Normalize uint8 (N, C, H, W) images to float32 with the train set's statistics.
+
+    With counts, the samples are grouped by user: the first ``train_counts[0]`` are user 0's,
+    and so on (a test set may hold more samples after the last user's).
     """
-    rng = np.random.default_rng(_SYNTHETIC_SEED)
-    yy, xx = np.mgrid[0:32, 0:32] / 32
-    freq = rng.integers(-3, 4, (10, 3, 4, 2))
-    phase = rng.uniform(0, 2 * np.pi, (10, 3, 4))
-    angle = freq[..., 0, None, None] * yy + freq[..., 1, None, None] * xx
-    patterns = (np.cos(2 * np.pi * angle + phase[..., None, None]).sum(axis=2) / 2).astype(
-        np.float32
-    )
-
-    def draw(count: int) -> tuple[np.ndarray, np.ndarray]:
-        y = rng.permutation(np.arange(count) % 10)
-        clutter = (y + rng.integers(1, 10, count)) % 10  # any class but y
-        x = _shifted(patterns, y, rng.integers(-6, 7, (count, 2)))
-        x += _shifted(patterns, clutter, rng.integers(0, 32, (count, 2)))
-        x += 1.6 * rng.standard_normal(x.shape, dtype=np.float32)
-        return np.rint(np.clip(0.5 + 0.25 * x, 0.0, 1.0) * 255).astype(np.uint8), y
-
-    x_train, y_train = draw(5000)
-    x_test, y_test = draw(1000)
-    return _dataset("synthetic_cifar10", x_train, y_train, x_test, y_test, 10)
-
-
-def _shifted(patterns: np.ndarray, which: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    """(N, C, H, W): ``patterns[which[n]]`` rolled cyclically down by ``shifts[n, 0]`` and
-    right by ``shifts[n, 1]`` pixels, gathered in one indexing step."""
-    _, c, h, w = patterns.shape
-    rows = (np.arange(h) - shifts[:, :1]) % h
-    cols = (np.arange(w) - shifts[:, 1:]) % w
-    return patterns[
-        which[:, None, None, None],
-        np.arange(c)[:, None, None],
-        rows[:, None, :, None],
-        cols[:, None, None, :],
-    ]
-
-
-def _dataset(name, x_train, y_train, x_test, y_test, num_classes) -> Dataset:
-    """Normalize uint8 (N, C, H, W) images to float32 with the train set's statistics."""
     if len(x_train) == 0:
         raise DataError(f"the {name} training set is empty: reinstall the data set")
     luts = []
@@ -173,124 +160,68 @@ def _dataset(name, x_train, y_train, x_test, y_test, num_classes) -> Dataset:
         normalize(x_test),
         as_labels(y_test),
         num_classes,
+        train_users=None if train_counts is None else _groups(train_counts),
+        test_users=None if test_counts is None else _groups(test_counts),
     )
 
 
-_FILES = {"fashion_mnist": (find_fmnist, read_fmnist), "cifar10": (find_cifar10, read_cifar10)}
-_SYNTHETIC = {"synthetic_fmnist": _synthetic_fmnist, "synthetic_cifar10": _synthetic_cifar10}
-_NAMES = ("fashion_mnist", "synthetic_fmnist", "cifar10", "synthetic_cifar10")  # real, stand-in
+def _groups(counts) -> tuple[np.ndarray, ...]:
+    """Index ranges of consecutive groups of ``counts[k]`` samples each."""
+    ends = np.cumsum(counts, dtype=np.int64)
+    return tuple(np.arange(end - count, end) for count, end in zip(counts, ends, strict=True))
 
 
-def partition(
-    labels: np.ndarray, n: int, scheme: str = "iid", *, rng: np.random.Generator, **kwargs
-) -> list[np.ndarray]:
-    """Split sample indices across ``n`` nodes; returns one sorted int64 index array per node.
-
-    Schemes: "iid" (random equal split), "shards" (McMahan et al. 2017: sort by label, cut
-    into ``n * shards_per_node`` shards, deal ``shards_per_node`` to each node), "dirichlet"
-    (per class, node proportions ~ Dir(``alpha``); Hsu et al. 2019), "data_parallel" (every
-    node gets every index; the arrays are one shared read-only array).
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise DataError(f"labels must be 1-D, got shape {labels.shape}: pass y_train")
-    _check_count("number of nodes n", n)
-    if scheme not in _SCHEMES:
-        raise DataError(f"unknown partition scheme {scheme!r}: use one of {', '.join(_SCHEMES)}")
-    split, allowed = _SCHEMES[scheme]
-    unknown = sorted(set(kwargs) - allowed)
-    if unknown:
-        takes = ", ".join(sorted(allowed)) or "no options"
-        raise DataError(f"partition scheme {scheme!r} takes {takes}, not {', '.join(unknown)}")
-    if scheme != "data_parallel" and n > len(labels):
-        raise DataError(
-            f"cannot split {len(labels)} samples over {n} nodes with {scheme!r}: "
-            "use fewer nodes or scheme='data_parallel'"
-        )
-    parts = split(labels, n, rng, **kwargs)
-    if scheme == "data_parallel":
-        return parts
-    return [np.sort(p).astype(np.int64, copy=False) for p in parts]
+def _ratings(name, user_ids, item_ids, ratings) -> Dataset:
+    """Users and items renumbered 0..U-1 and 0..I-1 in sorted id order; each user's ratings
+    shuffled with a generator seeded by the user's id, the first 70% (rounded, halves up) for
+    training and the rest for testing, so a user's split never depends on the other users."""
+    user_ids, users = np.unique(user_ids, return_inverse=True)
+    item_ids, items = np.unique(item_ids, return_inverse=True)
+    by_user = np.split(np.argsort(users, kind="stable"), np.cumsum(np.bincount(users))[:-1])
+    train, test = [], []
+    for user_id, rows in zip(user_ids, by_user, strict=True):
+        rows = np.random.default_rng([_SPLIT_SEED, int(user_id)]).permutation(rows)
+        cut = (7 * len(rows) + 5) // 10
+        train.append(np.sort(rows[:cut]))
+        test.append(np.sort(rows[cut:]))
+    pairs = np.stack([users, items], axis=1).astype(np.int64)
+    train_rows, test_rows = np.concatenate(train), np.concatenate(test)
+    return Dataset(
+        name,
+        torch.from_numpy(pairs[train_rows]),
+        torch.from_numpy(ratings[train_rows]),
+        torch.from_numpy(pairs[test_rows]),
+        torch.from_numpy(ratings[test_rows]),
+        num_classes=0,
+        task="regress",
+        train_users=_groups([len(rows) for rows in train]),
+        test_users=_groups([len(rows) for rows in test]),
+        num_users=len(user_ids),
+        num_items=len(item_ids),
+    )
 
 
-def _check_count(what: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise DataError(f"{what} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _iid(labels, n, rng):
-    return np.array_split(rng.permutation(len(labels)), n)
-
-
-def _shards(labels, n, rng, shards_per_node=2):
-    s = _check_count("shards_per_node", shards_per_node)
-    if n * s > len(labels):
-        raise DataError(
-            f"{n} nodes x {s} shards exceed {len(labels)} samples: lower shards_per_node"
-        )
-    shards = np.array_split(np.argsort(labels, kind="stable"), n * s)
-    return [
-        np.concatenate([shards[k] for k in row]) for row in rng.permutation(n * s).reshape(n, s)
-    ]
-
-
-def _dirichlet(labels, n, rng, alpha=None):
-    if not isinstance(alpha, (int, float, np.number)) or not 0 < alpha < math.inf:
-        raise DataError(f"scheme 'dirichlet' needs alpha > 0 (e.g. alpha=0.5), got {alpha!r}")
-    parts = [[] for _ in range(n)]
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        cuts = (np.cumsum(rng.dirichlet(np.full(n, float(alpha))))[:-1] * len(idx)).astype(int)
-        for node, chunk in enumerate(np.split(idx, cuts)):
-            parts[node].append(chunk)
-    parts = [np.concatenate(p) for p in parts]
-    # Small alpha leaves nodes empty; a node without data cannot train, so each empty node
-    # takes one sample from the currently largest node (deterministic, keeps the skew).
-    for node in range(n):
-        if len(parts[node]) == 0:
-            donor = int(np.argmax([len(p) for p in parts]))
-            parts[node], parts[donor] = parts[donor][-1:], parts[donor][:-1]
-    return parts
-
-
-def _data_parallel(labels, n, rng):
-    everything = np.arange(len(labels), dtype=np.int64)
-    everything.flags.writeable = False
-    return [everything] * n
-
-
-_SCHEMES = {
-    "iid": (_iid, frozenset()),
-    "shards": (_shards, frozenset({"shards_per_node"})),
-    "dirichlet": (_dirichlet, frozenset({"alpha"})),
-    "data_parallel": (_data_parallel, frozenset()),
+_FILES = {  # name: (finder, reader, number of classes, 0 for ratings)
+    "fashion_mnist": (find_fmnist, read_fmnist, 10),
+    "cifar10": (find_cifar10, read_cifar10, 10),
+    "femnist": (find_femnist, read_femnist, 62),
+    "celeba": (find_celeba, read_celeba, 2),
+    "movielens": (find_movielens, read_movielens, 0),
 }
-
-
-class LocalData:
-    """Walks a node's indices epoch by epoch, reshuffled with ``rng`` at each epoch start.
-
-    A batch never spans two epochs: a tail shorter than ``batch_size`` is dropped, unless the
-    node holds fewer than ``batch_size`` samples, in which case every batch is a whole epoch.
-    ``epoch`` is the 0-based epoch of the batch last returned.
-    """
-
-    def __init__(self, indices: np.ndarray, batch_size: int, rng: np.random.Generator):
-        if len(indices) == 0:
-            raise DataError("a node has no local samples: use fewer nodes or another partition")
-        self.indices = np.asarray(indices, dtype=np.int64)
-        self.batch_size = min(_check_count("batch_size", batch_size), len(self.indices))
-        self.rng = rng
-        self.epoch = 0
-        self._perm = rng.permutation(self.indices)
-        self._pos = 0
-
-    def next_batch(self) -> np.ndarray:
-        if self._pos + self.batch_size > len(self._perm):
-            self.epoch += 1
-            self._perm = self.rng.permutation(self.indices)
-            self._pos = 0
-        batch = self._perm[self._pos : self._pos + self.batch_size]
-        self._pos += self.batch_size
-        return batch
+_SYNTHETIC = {
+    "synthetic_fmnist": _synthetic_fmnist,
+    "synthetic_cifar10": _synthetic_cifar10,
+    "synthetic_femnist": _synthetic_femnist,
+    "synthetic_movielens": _synthetic_movielens,
+}
+_NAMES = (  # each real set, then its stand-in
+    "fashion_mnist",
+    "synthetic_fmnist",
+    "cifar10",
+    "synthetic_cifar10",
+    "femnist",
+    "synthetic_femnist",
+    "celeba",
+    "movielens",
+    "synthetic_movielens",
+)

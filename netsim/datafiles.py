@@ -1,11 +1,13 @@
 """The real data sets on disk: where their files are looked for, and readers for their
-standard formats, LeCun's IDX files (Fashion-MNIST) and the pickled batches of the
-"CIFAR-10 python version".
+standard formats, LeCun's IDX files (Fashion-MNIST), the pickled batches of the
+"CIFAR-10 python version" and MovieLens's ratings.csv. LEAF's JSON (FEMNIST, CelebA) is
+read in leaf.py.
 
-A finder returns the folder holding every file or raises a one-line DataError listing the
-places searched. A reader returns ``(x_train, y_train, x_test, y_test)`` as numpy arrays,
-images uint8 (N, C, H, W), and turns every defect of a file into a one-line DataError naming
-that file; data.py normalizes.
+A finder returns the folder holding every file (for MovieLens, the file) or raises a
+one-line DataError listing the places searched. An image reader returns ``(x_train,
+y_train, x_test, y_test)`` as numpy arrays, images uint8 (N, C, H, W); the ratings reader
+returns ``(user_ids, movie_ids, ratings)``. Readers turn every defect of a file into a
+one-line DataError naming that file; data.py normalizes and splits.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import gzip
 import math
 import os
 import pickle
+import warnings
 import zlib
 from pathlib import Path
 
@@ -34,6 +37,7 @@ FMNIST_FILES = (
 CIFAR10_DIR = "cifar-10-batches-py"  # the folder the official archive unpacks to
 # batches.meta holds only the class names, which netsim never shows, so it is not required.
 CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+MOVIELENS_HEADER = ["userId", "movieId", "rating"]  # then timestamp, which is not needed
 
 
 def find_fmnist(root: str | None) -> Path:
@@ -72,6 +76,33 @@ def find_cifar10(root: str | None) -> Path:
     raise DataError(
         f"CIFAR-10 not found {where}: download the 'CIFAR-10 python version' and pass "
         f"data_root=/path/to/{CIFAR10_DIR} or set NETSIM_DATA"
+    )
+
+
+def find_movielens(root: str | None) -> Path:
+    if root is not None:
+        bases = [Path(root)]
+    elif os.environ.get("NETSIM_DATA"):
+        env = Path(os.environ["NETSIM_DATA"])
+        bases = [env, env / "movielens"]
+    else:
+        bases = []  # no distribution packages MovieLens
+    # The file itself, or the folder holding it, or the folder the official zip unpacks into.
+    places = [
+        path
+        for base in bases
+        for path in (base, base / "ratings.csv", base / "ml-latest-small" / "ratings.csv")
+    ]
+    for path in places:
+        if path.is_file():
+            return path
+    where = (
+        f"in {', '.join(str(p) for p in places)}" if places else "(no data_root, no NETSIM_DATA)"
+    )
+    raise DataError(
+        f"MovieLens not found {where}: it needs ratings.csv with the header "
+        "userId,movieId,rating,timestamp (e.g. ml-latest-small); pass data_root=/path/to/it "
+        "(the file or its folder) or set NETSIM_DATA"
     )
 
 
@@ -181,3 +212,36 @@ def _labels(value) -> np.ndarray | None:
     except ValueError:  # ragged nested lists
         return None
     return y if y.dtype.kind in "iu" else None
+
+
+def read_movielens(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MovieLens ratings.csv: one rating a line, ``userId,movieId,rating,timestamp``."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            header = f.readline().strip().split(",")
+            if header[:3] != MOVIELENS_HEADER:
+                raise DataError(
+                    f"{path} starts with {','.join(header)!r}, not the MovieLens header "
+                    "userId,movieId,rating,timestamp: point data_root at a ratings.csv"
+                )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an empty table is reported below instead
+                table = np.loadtxt(f, delimiter=",", usecols=(0, 1, 2), ndmin=2)
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read {path} ({err}): replace the corrupt file") from None
+    except DataError:
+        raise
+    except ValueError as err:  # a malformed row
+        raise DataError(
+            f"{path} has a line that is not userId,movieId,rating,timestamp ({err}): "
+            "replace the file"
+        ) from None
+    if len(table) == 0:
+        raise DataError(f"{path} holds no ratings: replace the file")
+    ids = table[:, :2]
+    if not (np.isfinite(table).all() and (ids == np.rint(ids)).all() and (ids >= 0).all()):
+        raise DataError(
+            f"{path} holds ids that are not non-negative integers or ratings that are not "
+            "finite: replace the file"
+        )
+    return ids[:, 0].astype(np.int64), ids[:, 1].astype(np.int64), table[:, 2].astype(np.float32)

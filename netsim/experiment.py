@@ -51,6 +51,7 @@ class Settings:
     stop: str = "all"
     eval_every: int | str = 50
     eval_subset: int = 1000
+    eval_local: bool = False  # each worker's own model on its users' test samples (per_user)
     seed: int = 0
     device: str = "auto"
 
@@ -90,6 +91,10 @@ class Settings:
             raise ConfigError(f"stop must be 'all' or 'first', got {self.stop!r}")
         if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, (int, str)):
             raise ConfigError("eval_every is steps (an int) or simulated time ('30s')")
+        if self.eval_local and self.partition != "per_user":
+            raise ConfigError(
+                "eval_local needs partition='per_user' (each node's users' test data)"
+            )
         if self.model not in models.MODELS:
             raise ConfigError(f"unknown model {self.model!r}; known: {', '.join(models.MODELS)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from netsim import runtime
 from netsim.message import Message
@@ -123,7 +122,7 @@ class Node:
         inputs, targets = sim.dataset_train(batch)
         started = time.perf_counter()
         self._optimizer.zero_grad(set_to_none=False)
-        loss = F.cross_entropy(self._module(inputs), targets)
+        loss = sim.loss_fn(self._module(inputs), targets)
         loss.backward()
         value = loss.item()
         measured = time.perf_counter() - started

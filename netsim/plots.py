@@ -160,13 +160,16 @@ _ACCURACY_AXES = {
 def _plot_accuracy(runs: list[_Run], exp_dir: Path, axis: str) -> Path:
     filename, xlabel, x_of = _ACCURACY_AXES[axis]
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-    drawn = False
+    drawn, rating = False, True
     for run in runs:
         workers = int(run.config.get("workers") or run.roles.count("worker"))
         if not run.evals or (axis == "bytes" and workers == 0):
             continue
         ev = {k: v[run.evals["node"] == "global"] for k, v in run.evals.items()}
-        x, acc = x_of(ev, workers), 100 * ev["accuracy"]
+        # rating data has no accuracy: its evaluations hold the test RMSE in the loss column
+        regress = bool(len(ev["accuracy"])) and bool(np.all(np.isnan(ev["accuracy"])))
+        rating &= regress
+        x, acc = x_of(ev, workers), ev["loss"] if regress else 100 * ev["accuracy"]
         order = np.argsort(ev["t"], kind="stable")
         curve = order[ev["split"][order] == "subset"]
         final = order[ev["split"][order] == "test"]
@@ -181,8 +184,11 @@ def _plot_accuracy(runs: list[_Run], exp_dir: Path, axis: str) -> Path:
     else:
         _no_data(ax, "global evaluations")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("Global model accuracy (%)")
-    ax.set_title(f"Accuracy vs {xlabel.split(' (')[0].lower()}")
+    metric = "Test RMSE" if drawn and rating else "Accuracy"
+    ax.set_ylabel(
+        "Test RMSE (lower is better)" if metric == "Test RMSE" else "Global model accuracy (%)"
+    )
+    ax.set_title(f"{metric} vs {xlabel.split(' (')[0].lower()}")
     ax.grid(alpha=0.3)
     return _save(fig, exp_dir / filename)
 
@@ -306,19 +312,27 @@ def _num(value, fmt: str, scale: float = 1.0) -> str:
     return "-" if value is None else format(value * scale, fmt)
 
 
+def _nan(value) -> bool:
+    return isinstance(value, float) and np.isnan(value)
+
+
 def summary_table(exp_dir, runs: list[str] | None = None) -> str:
     """One line per run from its summary.json, as a Markdown table that also reads as plain
     fixed-width text. Values a run has not written yet (interrupted run) show as "-"."""
-    header = ["run", "algorithm", "workers", "final acc (%)", "sim time (s)"]
-    header += ["step p5 (s)", "step p50 (s)", "step p95 (s)", "MB sent/node"]
+    loaded = _load(Path(exp_dir), runs)
+    # rating data has no accuracy (NaN): show its final test RMSE, kept in final_loss
+    rating = bool(loaded) and all(_nan(r.summary.get("final_accuracy")) for r in loaded)
+    header = ["run", "algorithm", "workers", "final RMSE" if rating else "final acc (%)"]
+    header += ["sim time (s)", "step p5 (s)", "step p50 (s)", "step p95 (s)", "MB sent/node"]
     rows = []
-    for run in _load(Path(exp_dir), runs):
+    for run in loaded:
         s, st = run.summary, run.summary.get("step_time") or {}
         rows.append([
             run.name,
             str(s.get("algorithm") or run.config.get("algorithm") or "-"),
             str(s.get("workers") or run.config.get("workers") or "-"),
-            _num(s.get("final_accuracy"), ".2f", 100),
+            _num(s.get("final_loss"), ".4f") if rating
+            else _num(s.get("final_accuracy"), ".2f", 100),
             _num(s.get("sim_time"), ".1f"),
             *(_num(st.get(q), ".3f") for q in ("p5", "p50", "p95")),
             _num(s.get("mb_sent_per_node"), ".2f"),

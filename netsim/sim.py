@@ -20,13 +20,13 @@ from tqdm import tqdm
 import models
 from netsim import data as datasets
 from netsim import runtime
+from netsim.evaluation import Evaluator, combine
 from netsim.experiment import Settings
 from netsim.fabric import Fabric
 from netsim.metrics import Recorder
 from netsim.node import Node
+from netsim.population import bind, flatten, flatten_buffers
 from netsim.units import parse_time
-
-EVAL_BATCH = 2000
 
 
 class SimulationError(RuntimeError):
@@ -37,46 +37,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def bind(module: torch.nn.Module, x: torch.Tensor, g=None, b=None) -> None:
-    """Makes the module's parameters views into the flat vector x, their grads views into g,
-    and its floating buffers (BatchNorm statistics) views into b."""
-    offset = 0
-    for sub in module.modules():
-        for name, p in list(sub._parameters.items()):
-            if p is None:
-                continue
-            n = p.numel()
-            view = torch.nn.Parameter(x[offset : offset + n].view_as(p))
-            if g is not None:
-                view.grad = g[offset : offset + n].view_as(p)
-            sub._parameters[name] = view
-            offset += n
-    offset = 0
-    for sub, name, buffer in _float_buffers(module) if b is not None else ():
-        sub._buffers[name] = b[offset : offset + buffer.numel()].view_as(buffer)
-        offset += buffer.numel()
-
-
-def flatten(module: torch.nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
-
-
-def flatten_buffers(module: torch.nn.Module) -> torch.Tensor:
-    """The floating buffers as one vector (empty for models without BatchNorm)."""
-    parts = [buffer.reshape(-1) for _, _, buffer in _float_buffers(module)]
-    return torch.cat(parts) if parts else torch.zeros(0)
-
-
-def _float_buffers(module: torch.nn.Module):
-    # integer buffers (BatchNorm's step counter) stay in each module: they are not averaged
-    return [
-        (sub, name, buffer)
-        for sub in module.modules()
-        for name, buffer in sub._buffers.items()
-        if buffer is not None and buffer.is_floating_point()
-    ]
 
 
 class Simulation:
@@ -106,15 +66,12 @@ class Simulation:
         self.segments = list(zip([0, *ends[:-1]], ends, strict=True))
         flops = models.flops_per_sample(template, self.dataset.input_shape)
         self.base_step_seconds = self.compute.base_seconds(settings.batch, flops)
-        self.evaluator = _Evaluator(template.to(self.device), self.dataset, self.device, settings)
-
-        parts = datasets.partition(
-            self.dataset.y_train.numpy(),
-            len(self.workers),
-            settings.partition,
-            rng=np.random.default_rng([self.seed, 1]),
-            **settings.partition_kwargs(),
+        self.evaluator = Evaluator(
+            template.to(self.device), self.dataset, self.device, settings.eval_subset
         )
+        self.loss_fn = F.mse_loss if self.evaluator.regress else F.cross_entropy
+
+        parts, self.local_test = self._partition(np.random.default_rng([self.seed, 1]))
         local = dict(zip(self.workers, parts, strict=True))
         speeds = self.compute.speeds(self.roles, np.random.default_rng([self.seed, 2]))
         total = settings.steps * len(self.workers) if settings.steps else None
@@ -160,6 +117,8 @@ class Simulation:
         self._stop = self.env.event()
 
     def _model_shape(self) -> dict:
+        if getattr(self.dataset, "task", "classify") == "regress":  # ratings: embedding sizes
+            return {"num_users": self.dataset.num_users, "num_items": self.dataset.num_items}
         c, h, _ = self.dataset.input_shape
         kwargs = {"num_classes": self.dataset.num_classes}
         return kwargs | (
@@ -193,11 +152,34 @@ class Simulation:
             return self.B[0]
         return self.algorithm.global_model(self.B, self.roles)
 
+    def _partition(self, rng: np.random.Generator):
+        """Each worker's training indices, and for per-user data its users' test indices."""
+        settings, ds, n = self.settings, self.dataset, len(self.workers)
+        if settings.partition != "per_user":
+            labels = ds.y_train.numpy()
+            parts = datasets.partition(
+                labels, n, settings.partition, rng=rng, **settings.partition_kwargs()
+            )
+            return parts, None
+        groups = datasets.partition_users(len(ds.train_users), n, rng)
+        gather = lambda users, g: np.concatenate([users[u] for u in g]).astype(np.int64)
+        tests = [torch.from_numpy(gather(ds.test_users, g)).to(self.device) for g in groups]
+        return [gather(ds.train_users, g) for g in groups], tests
+
     def evaluate(self, split: str) -> None:
-        accuracy, loss = self.evaluator(
-            self.global_model(), self.global_buffers(), full=split == "test"
+        """The global model on the test subset (during the run) or the full test set (at the
+        end); with eval_local, every worker's own model on its users' test samples instead."""
+        if not self.settings.eval_local:
+            accuracy, loss, _ = self.evaluator(self.global_model(), self.global_buffers(), split)
+            self.recorder.evaluation(self.env.now, "global", split, accuracy, loss)
+            return
+        results = []
+        for i, test in zip(self.workers, self.local_test, strict=True):
+            results.append(self.evaluator(self.X[i], self.B[i], test))
+            self.recorder.evaluation(self.env.now, i, split, *results[-1][:2])
+        self.recorder.evaluation(
+            self.env.now, "global", split, *combine(results, self.evaluator.regress)
         )
-        self.recorder.evaluation(self.env.now, "global", split, accuracy, loss)
 
     def record_step(self, node: Node, t_start: float, loss: float) -> None:
         reached = self.recorder.steps_reached()
@@ -264,31 +246,3 @@ class Simulation:
         )
         self.recorder.close(summary)
         return summary
-
-
-class _Evaluator:
-    """Test accuracy of one flat parameter vector: an observer, it costs no simulated time."""
-
-    def __init__(self, template, dataset, device, settings: Settings):
-        self.module = copy.deepcopy(template)
-        self.x = flatten(self.module).clone()
-        self.b = flatten_buffers(self.module).to(self.x.device)
-        bind(self.module, self.x, b=self.b)
-        self.module.eval()
-        order = np.random.default_rng(0).permutation(len(dataset.y_test))
-        subset = torch.from_numpy(order[: settings.eval_subset])
-        self.full = (dataset.x_test.to(device), dataset.y_test.to(device))
-        self.subset = (self.full[0][subset.to(device)], self.full[1][subset.to(device)])
-
-    @torch.inference_mode()
-    def __call__(self, x: torch.Tensor, b: torch.Tensor, full: bool) -> tuple[float, float]:
-        self.x.copy_(x)
-        self.b.copy_(b)
-        inputs, targets = self.full if full else self.subset
-        correct, loss = 0, 0.0
-        for start in range(0, len(targets), EVAL_BATCH):
-            logits = self.module(inputs[start : start + EVAL_BATCH])
-            y = targets[start : start + EVAL_BATCH]
-            loss += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
-        return correct / len(targets), loss / len(targets)

@@ -53,5 +53,5 @@ def test_flops_leave_the_module_as_it_was():
 
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match="unknown model 'resnet'.*mcmahan_cnn, mlp, small_cnn"):
+    with pytest.raises(ValueError, match="unknown model 'resnet'.*mcmahan_cnn, mf, mlp, small_cnn"):
         models.build("resnet")

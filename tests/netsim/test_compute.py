@@ -42,8 +42,14 @@ def test_speed_factors_stragglers_and_overrides():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"step_time": "-1s"}, {"jitter": -0.1}, {"stragglers": 1.5}, {"straggler_factor": 0},
-     {"device_flops": "fast"}, {"speed": {"server": 0}}],
+    [
+        {"step_time": "-1s"},
+        {"jitter": -0.1},
+        {"stragglers": 1.5},
+        {"straggler_factor": 0},
+        {"device_flops": "fast"},
+        {"speed": {"server": 0}},
+    ],
 )
 def test_bad_compute_settings_are_rejected(kwargs):
     with pytest.raises((ComputeError, ValueError)):

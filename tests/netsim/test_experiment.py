@@ -116,8 +116,13 @@ def test_algorithm_checks_its_hyper_parameters_against_the_run():
     from netsim.algorithms.ops import AlgorithmError
     from topologies import weights
 
-    e = Experiment("t", [Run("g", GoSGD(W=weights.uniform_doubly_stochastic(3)))],
-                   data="synthetic_fmnist", steps=1, workers=4)
+    e = Experiment(
+        "t",
+        [Run("g", GoSGD(W=weights.uniform_doubly_stochastic(3)))],
+        data="synthetic_fmnist",
+        steps=1,
+        workers=4,
+    )
     ((_, settings),) = e.resolve()
     with pytest.raises(AlgorithmError, match="GoSGD.W is 3 x 3 but the run has 4 workers"):
         preflight(settings)

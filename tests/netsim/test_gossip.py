@@ -28,8 +28,15 @@ def step_through(sim, check):
 
 
 def test_gosgd_conserves_total_weight_and_weighted_mean_at_every_event(tmp_path):
-    sim = make_simulation(GoSGD(p=0.5), tmp_path, workers=5, steps=25, lr=0.0,
-                          network=SLOW_NET, compute=Compute(step_time=0.01, jitter=0.5))
+    sim = make_simulation(
+        GoSGD(p=0.5),
+        tmp_path,
+        workers=5,
+        steps=25,
+        lr=0.0,
+        network=SLOW_NET,
+        compute=Compute(step_time=0.01, jitter=0.5),
+    )
     x0 = distinct_start(sim)
     target = x0.mean(0).double()
     sent = []
@@ -55,8 +62,15 @@ def test_gosgd_conserves_total_weight_and_weighted_mean_at_every_event(tmp_path)
 
 def test_push_sum_on_the_one_peer_exponential_graph_is_exact_after_log2_n_rounds(tmp_path):
     n = 8
-    sim = make_simulation(SGP(), tmp_path, workers=n, steps=3, lr=0.0, network=SLOW_NET,
-                          compute=Compute(step_time=0.01, jitter=0.5))
+    sim = make_simulation(
+        SGP(),
+        tmp_path,
+        workers=n,
+        steps=3,
+        lr=0.0,
+        network=SLOW_NET,
+        compute=Compute(step_time=0.01, jitter=0.5),
+    )
     x0 = distinct_start(sim)
     sim.run()
     assert torch.allclose(sim.X, x0.mean(0).expand_as(sim.X), atol=1e-6)
@@ -68,9 +82,16 @@ def test_push_sum_on_a_static_directed_graph_converges_to_the_average(tmp_path, 
     import networkx as nx
 
     graph = nx.DiGraph([(i, (i + 1) % 6) for i in range(6)] + [(0, 3), (4, 1)])
-    sim = make_simulation(SGP(schedule="graph", overlap=overlap), tmp_path, topology=graph,
-                          workers=6, steps=120, lr=0.0, network=SLOW_NET,
-                          compute=Compute(step_time=0.01, jitter=0.5))
+    sim = make_simulation(
+        SGP(schedule="graph", overlap=overlap),
+        tmp_path,
+        topology=graph,
+        workers=6,
+        steps=120,
+        lr=0.0,
+        network=SLOW_NET,
+        compute=Compute(step_time=0.01, jitter=0.5),
+    )
     x0 = distinct_start(sim)
     mass = []
     sent = []

@@ -103,7 +103,7 @@ def test_recv_timeout_and_drain(simulate):
 def test_batchnorm_statistics_live_in_the_buffer_population():
     from torch import nn
 
-    from netsim.sim import bind, flatten, flatten_buffers
+    from netsim.population import bind, flatten, flatten_buffers
 
     module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
     X, B = flatten(module).repeat(2, 1), flatten_buffers(module).repeat(2, 1)

@@ -1,0 +1,67 @@
+"""Evaluation: an observer that costs no simulated time.
+
+The global model (or a node's own model) is loaded into one evaluation module and run over the
+test set in large batches. Classification reports accuracy and mean cross-entropy; rating data
+(task "regress") reports no accuracy (NaN) and the test RMSE in the loss column.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from netsim.population import bind, flatten, flatten_buffers
+
+EVAL_BATCH = 2000
+
+
+class Evaluator:
+    def __init__(self, template, dataset, device: torch.device, subset_size: int):
+        self.regress = getattr(dataset, "task", "classify") == "regress"
+        self.module = copy.deepcopy(template)
+        self.x = flatten(self.module).clone()
+        self.b = flatten_buffers(self.module).to(self.x.device)
+        bind(self.module, self.x, b=self.b)
+        self.module.eval()
+        self.inputs, self.targets = dataset.x_test.to(device), dataset.y_test.to(device)
+        # one fixed subset (same seed for every run) so that curves of different runs compare
+        order = np.random.default_rng(0).permutation(len(self.targets))
+        self.subset = torch.from_numpy(order[:subset_size]).to(device)
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor, b: torch.Tensor, which) -> tuple[float, float, int]:
+        """(accuracy, loss, samples) on "subset", "test" or a tensor of test indices."""
+        self.x.copy_(x)
+        self.b.copy_(b)
+        if isinstance(which, str):
+            idx = self.subset if which == "subset" else None
+        else:
+            idx = which
+        inputs = self.inputs if idx is None else self.inputs[idx]
+        targets = self.targets if idx is None else self.targets[idx]
+        correct, total = 0, 0.0
+        for start in range(0, len(targets), EVAL_BATCH):
+            out = self.module(inputs[start : start + EVAL_BATCH])
+            y = targets[start : start + EVAL_BATCH]
+            if self.regress:
+                total += F.mse_loss(out, y, reduction="sum").item()
+            else:
+                total += F.cross_entropy(out, y, reduction="sum").item()
+                correct += (out.argmax(1) == y).sum().item()
+        n = max(len(targets), 1)
+        if self.regress:
+            return math.nan, math.sqrt(total / n), len(targets)
+        return correct / n, total / n, len(targets)
+
+
+def combine(results: list[tuple[float, float, int]], regress: bool) -> tuple[float, float]:
+    """Sample-weighted mean of per-node results (RMSEs combine through their squares)."""
+    n = sum(count for _, _, count in results) or 1
+    if regress:
+        return math.nan, math.sqrt(sum(c * loss**2 for _, loss, c in results) / n)
+    accuracy = sum(c * acc for acc, _, c in results) / n
+    return accuracy, sum(c * loss for _, loss, c in results) / n

@@ -1,0 +1,50 @@
+"""The population: every node's parameters as rows of one tensor, modules as views into it.
+
+Binding makes an nn.Module's parameters views into a flat row (and their gradients views into a
+row of the gradient population), so torch.optim updates the population in place and mixing
+across nodes is plain tensor algebra on the rows.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def bind(module: torch.nn.Module, x: torch.Tensor, g=None, b=None) -> None:
+    """Makes the module's parameters views into the flat vector x, their grads views into g,
+    and its floating buffers (BatchNorm statistics) views into b."""
+    offset = 0
+    for sub in module.modules():
+        for name, p in list(sub._parameters.items()):
+            if p is None:
+                continue
+            n = p.numel()
+            view = torch.nn.Parameter(x[offset : offset + n].view_as(p))
+            if g is not None:
+                view.grad = g[offset : offset + n].view_as(p)
+            sub._parameters[name] = view
+            offset += n
+    offset = 0
+    for sub, name, buffer in _float_buffers(module) if b is not None else ():
+        sub._buffers[name] = b[offset : offset + buffer.numel()].view_as(buffer)
+        offset += buffer.numel()
+
+
+def flatten(module: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+
+
+def flatten_buffers(module: torch.nn.Module) -> torch.Tensor:
+    """The floating buffers as one vector (empty for models without BatchNorm)."""
+    parts = [buffer.reshape(-1) for _, _, buffer in _float_buffers(module)]
+    return torch.cat(parts) if parts else torch.zeros(0)
+
+
+def _float_buffers(module: torch.nn.Module):
+    # integer buffers (BatchNorm's step counter) stay in each module: they are not averaged
+    return [
+        (sub, name, buffer)
+        for sub in module.modules()
+        for name, buffer in sub._buffers.items()
+        if buffer is not None and buffer.is_floating_point()
+    ]
