@@ -23,7 +23,12 @@ def preflight(settings: Settings):
     _, roles = settings.algorithm.layout(graph)
     roles = [r[0] for r in roles]
     settings.network.resolve(roles)
-    datasets.load(settings.data, settings.data_root)
+    dataset = datasets.load(settings.data, settings.data_root)
+    if settings.partition == "per_user" and dataset.train_users is None:
+        raise ConfigError(
+            f"partition='per_user' needs a data set split by user (femnist, celeba, movielens or "
+            f"their synthetic_ stand-ins); {settings.data!r} is not: use partition='shards'"
+        )
     return graph, roles
 
 
