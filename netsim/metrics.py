@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import resource
 import sys
 from pathlib import Path
@@ -113,8 +114,9 @@ class Recorder:
             "run": run,
             "algorithm": algorithm,
             "workers": len(self.workers),
-            "final_accuracy": final.get("accuracy", float("nan")),
-            "final_loss": float(final.get("loss", "nan")),
+            # null, not NaN, keeps summary.json strict JSON; rating data has no accuracy
+            "final_accuracy": _or_none(final.get("accuracy")),
+            "final_loss": _or_none(float(final.get("loss", "nan"))),
             "sim_time": sim_time,
             "steps_per_worker": self.steps_reached(),
             "step_time": {
@@ -140,6 +142,10 @@ class Recorder:
             handle.close()
         if summary is not None:
             (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _or_none(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else value
 
 
 def step_times(step_ends: dict[int, list[float]]) -> np.ndarray:

@@ -312,8 +312,9 @@ def _num(value, fmt: str, scale: float = 1.0) -> str:
     return "-" if value is None else format(value * scale, fmt)
 
 
-def _nan(value) -> bool:
-    return isinstance(value, float) and np.isnan(value)
+def _rating(summary: dict) -> bool:
+    """Rating data records no accuracy, only the test RMSE (in final_loss)."""
+    return summary.get("final_accuracy") is None and summary.get("final_loss") is not None
 
 
 def summary_table(exp_dir, runs: list[str] | None = None) -> str:
@@ -321,7 +322,7 @@ def summary_table(exp_dir, runs: list[str] | None = None) -> str:
     fixed-width text. Values a run has not written yet (interrupted run) show as "-"."""
     loaded = _load(Path(exp_dir), runs)
     # rating data has no accuracy (NaN): show its final test RMSE, kept in final_loss
-    rating = bool(loaded) and all(_nan(r.summary.get("final_accuracy")) for r in loaded)
+    rating = bool(loaded) and all(_rating(r.summary) for r in loaded)
     header = ["run", "algorithm", "workers", "final RMSE" if rating else "final acc (%)"]
     header += ["sim time (s)", "step p5 (s)", "step p50 (s)", "step p95 (s)", "MB sent/node"]
     rows = []

@@ -65,9 +65,14 @@ def run(
         simulation = Simulation(name, settings, graph, exp_dir / name, progress=progress)
         summary = summaries[name] = simulation.run()
         if progress:
+            accuracy, rmse = summary["final_accuracy"], summary["final_loss"]
+            score = (
+                f"{100 * accuracy:.2f}% test accuracy"
+                if accuracy is not None
+                else (f"test RMSE {rmse:.4f}")
+            )
             print(
-                f"{name}: {summary['steps_per_worker']} steps per worker, "
-                f"{100 * summary['final_accuracy']:.2f}% test accuracy, "
+                f"{name}: {summary['steps_per_worker']} steps per worker, {score}, "
                 f"{summary['sim_time']:.1f} simulated s in {summary['wall_time_s']:.1f} s",
                 file=sys.stderr,
             )

@@ -40,7 +40,7 @@ def test_experiment_file_runs_tiny(path, tmp_path):
         elif not hasattr(run_spec.algorithm, "rounds"):
             assert summary["steps_per_worker"] == 4, run_spec.name
         saved = tmp_path / experiment.name / run_spec.name / "summary.json"
-        assert json.loads(saved.read_text())["final_accuracy"] == summary["final_accuracy"]
+        assert json.loads(saved.read_text())["final_loss"] == summary["final_loss"]
     assert (tmp_path / experiment.name / "summary.md").is_file()
 
 
