@@ -34,8 +34,8 @@ EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "ps_vs_p2p.py
 
 def netsim_run(steps: int, out: Path) -> float:
     experiment = load(str(EXPERIMENT))
-    experiment.runs = [r for r in experiment.runs if r.name == "single"]
     experiment.override([f"steps={steps}", "device='cpu'"])
+    experiment.select(["single"])
     started = time.perf_counter()
     run(experiment, out=out, progress=False, plot=False)
     return time.perf_counter() - started
@@ -82,8 +82,10 @@ def main() -> None:
             bare.append(bare_loop(args.steps, settings))
             sim.append(netsim_run(args.steps, Path(out)))
     b, s = statistics.median(bare), statistics.median(sim)
-    print(f"model {settings.model}, batch {settings.batch}, {args.steps} steps, "
-          f"{torch.get_num_threads()} threads, median of {args.repeats}")
+    print(
+        f"model {settings.model}, batch {settings.batch}, {args.steps} steps, "
+        f"{torch.get_num_threads()} threads, median of {args.repeats}"
+    )
     print(f"bare PyTorch loop : {b:7.2f} s  ({1000 * b / args.steps:.1f} ms/step)")
     print(f"netsim single run : {s:7.2f} s  ({1000 * s / args.steps:.1f} ms/step)")
     print(f"overhead ratio    : {s / b:7.3f}  (netsim / bare)")

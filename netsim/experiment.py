@@ -202,9 +202,10 @@ class Experiment:
             raise ConfigError(f"no run named {unknown[0]!r}; runs: {', '.join(known)}")
         self.only = list(names)
 
-    def resolve(self) -> list[tuple[str, Settings]]:
+    def resolve(self, everything: bool = False) -> list[tuple[str, Settings]]:
+        """Each selected run's validated Settings (every run's with ``everything``)."""
         resolved = []
-        for run in [r for r in self.runs if self.only is None or r.name in self.only]:
+        for run in [r for r in self.runs if everything or self.only is None or r.name in self.only]:
             values = self.shared | run.settings
             values["algorithm"] = run.algorithm
             settings = Settings(**values)

@@ -32,9 +32,13 @@ def preflight(settings: Settings):
     return graph, roles
 
 
-def _check_role_keys(runs, checked) -> None:
-    """A per-role network override must name a role that some run actually has."""
-    seen = {role for _, roles in checked for role in roles}
+def _check_role_keys(experiment: Experiment, runs) -> None:
+    """A per-role network override must name a role that some run of the experiment has."""
+    seen = {
+        role
+        for _, settings in experiment.resolve(everything=True)
+        for role, *_ in settings.algorithm.layout(settings.graph())[1]
+    }
     for _, settings in runs:
         for key in settings.network.nodes:
             if isinstance(key, str) and key not in seen:
@@ -58,7 +62,7 @@ def run(
     if device is not None:
         runs = [(name, dataclasses.replace(s, device=device)) for name, s in runs]
     checked = [preflight(settings) for _, settings in runs]
-    _check_role_keys(runs, checked)
+    _check_role_keys(experiment, runs)
     exp_dir = Path(out) / experiment.name
     summaries = {}
     for (name, settings), (graph, _) in zip(runs, checked, strict=True):
