@@ -25,18 +25,19 @@ uniform all-1/M matrix thus hands over (M-1)/M of the weight to a uniformly chos
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from netsim.algorithms import ops
+from netsim.algorithms import ops, sharing
 
 
 @dataclass(frozen=True)
 class GoSGD:
     p: float = 0.1
     W: Any = None  # None: the paper's rule; else a matrix or a topologies.schedules.Schedule
+    share: Any = field(default_factory=sharing.Full)  # what a push carries (sharing.py)
     needs_connected: ClassVar[bool] = True
 
     def check(self, workers: int) -> None:
@@ -53,19 +54,24 @@ class GoSGD:
 
     async def worker(self, node):
         node.state["alpha"] = 1.0 / node.world_size
+        sent_state: dict = {}
         while not node.done:
             for message in node.drain("gossip"):
+                x_j, _ = self.share.decode(message.payload, node.x)  # missing: i's own values
                 node.state["alpha"] = ops.gossip_merge(
-                    node.x, node.state["alpha"], message.x, message.alpha
+                    node.x, node.state["alpha"], x_j, message.alpha
                 )
             await node.train()
             if node.rng.random() < self.p:
-                peer, share = self._peer_and_share(node)
+                peer, handed = self._peer_and_share(node)
                 if peer is None:
                     continue
-                sent = node.state["alpha"] * share
+                sent = node.state["alpha"] * handed
                 node.state["alpha"] -= sent
-                node.send(peer, "gossip", x=node.x, alpha=sent)
+                payload = self.share.encode(node.x, sent_state, node.rng)
+                node.send(peer, "gossip", alpha=sent, **payload)
+                if hasattr(self.share, "after_averaging"):  # next push: change since this one
+                    self.share.after_averaging(node.x, sent_state)
 
     def _peer_and_share(self, node) -> tuple[int | None, float]:
         if self.W is None:

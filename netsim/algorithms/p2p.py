@@ -9,15 +9,18 @@
 With ``compress=True`` a reply carries, per layer, only the entries of x_j - r_ij whose magnitude
 reaches the layer's mean magnitude (values plus int32 indices), where r_ij is what i already holds
 of j; the unsent rest stays in x_j - r_ij and goes out later (error feedback). The first reply, and
-any reply after a lost one, is the full model, so both sides always agree on r_ij.
+any reply after a lost one, is the full model, so both sides always agree on r_ij. Without
+compression, ``share`` (netsim.algorithms.sharing) decides what a reply carries; entries that did
+not arrive count as i's own values.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from netsim.algorithms import ops
+from netsim.algorithms import ops, sharing
 from netsim.units import parse_time
 
 
@@ -25,6 +28,7 @@ from netsim.units import parse_time
 class P2PPull:
     timeout: float | str = "1s"
     compress: bool = False
+    share: Any = field(default_factory=sharing.Full)  # what an uncompressed reply carries
     needs_connected: ClassVar[bool] = True
 
     def layout(self, graph):
@@ -34,25 +38,35 @@ class P2PPull:
         return ops.worker_mean(X, roles)
 
     async def worker(self, node):
-        held = {}  # peer -> (version, i's copy r_ij of peer j's model)
+        held = {}  # compress: peer -> (version, i's copy r_ij of peer j's model)
         timeout = parse_time(self.timeout)
         while not node.done:
             await node.train()
-            for late in node.drain("model"):
-                _update(held, late)
+            for late in node.drain("model"):  # a reply that missed its timeout
+                if self.compress:
+                    _update(held, late)
             peer = int(node.rng.choice(node.out_neighbors))
             node.send(peer, "pull", have=held.get(peer, (-1, None))[0])
             reply = await node.recv("model", timeout=timeout)
-            if reply is not None and _update(held, reply):
+            if reply is None:
+                continue
+            if not self.compress:
+                x_j, mask = self.share.decode(reply.payload, node.x)
+                node.x.copy_(sharing.masked_average(node.x, 0.5, [(x_j, mask, 0.5)]))
+            elif _update(held, reply):
                 node.x.add_(held[reply.src][1]).mul_(0.5)
 
     async def serve(self, node):
-        sent = {}  # requester -> (version, r_ij as the requester holds it)
+        sent = {}  # compress: requester -> (version, r_ij as the requester holds it)
+        states = defaultdict(dict)  # requester -> the sharing method's state for it
         while True:
             request = await node.recv("pull")
             version, ref = sent.get(request.src, (-1, None))
             if not self.compress:
-                node.send(request.src, "model", x=node.x)
+                state = states[request.src]
+                node.send(request.src, "model", **self.share.encode(node.x, state, node.rng))
+                if hasattr(self.share, "after_averaging"):  # next reply: change since this one
+                    self.share.after_averaging(node.x, state)
             elif ref is None or request.have != version:
                 sent[request.src] = (version + 1, node.x.clone())
                 node.send(request.src, "model", x=node.x, version=version + 1)
@@ -65,9 +79,6 @@ class P2PPull:
 
 def _update(held: dict, reply) -> bool:
     """Brings i's copy of the replying peer's model up to date; False if the reply is unusable."""
-    if "version" not in reply.payload:
-        held[reply.src] = (0, reply.x)
-        return True
     version, ref = held.get(reply.src, (-1, None))
     if "x" in reply.payload:
         held[reply.src] = (reply.version, reply.x)

@@ -29,7 +29,9 @@ ALGORITHMS = [
     pytest.param(AsyncPS(), {"momentum": 0.5, "lr": 0.01}, id="async_ps"),
     pytest.param(P2PPull(), {}, id="p2p"),
     pytest.param(P2PPull(compress=True), {}, id="p2p_compressed"),
+    pytest.param(P2PPull(share=sharing.SubSampling(alpha=0.5)), {}, id="p2p_subsampled"),
     pytest.param(GoSGD(p=0.5), {}, id="gosgd"),
+    pytest.param(GoSGD(p=0.5, share=sharing.Partial(alpha=0.3)), {}, id="gosgd_partial"),
     pytest.param(GoSGD(p=1.0, W=weights.random_row_stochastic(4)), {}, id="gosgd_matrix"),
     pytest.param(
         GoSGD(p=1.0, W=schedules.periodic_strongly_connected(4, 3)), {}, id="gosgd_periodic"
