@@ -13,10 +13,20 @@ from netsim.algorithms import DPSGD, RWM
 
 experiment = Experiment(
     name="movielens_mf",
-    data="synthetic_movielens", partition="per_user", eval_local=True, model="mf",
-    batch=16, lr=0.1, workers=24, topology="k_regular", degree=4, steps=300, eval_every=25,
+    data="synthetic_movielens",
+    partition="per_user",
+    eval_local=True,
+    model="mf",
+    batch=16,
+    lr=0.1,
+    workers=24,
+    topology="k_regular",
+    degree=4,
+    steps=300,
+    eval_every=25,
     network=Network(bandwidth="100Mbit/s", latency="5ms"),
-    compute=Compute(step_time="10ms", jitter=0.1), seed=0,
+    compute=Compute(step_time="10ms", jitter=0.1),
+    seed=0,
     runs=[Run("dpsgd", DPSGD()), Run("rwm", RWM())],
     pairs=[("dpsgd", "rwm")],
 )
