@@ -21,6 +21,7 @@ experiment = Experiment(
     model="mcmahan_cnn",
     batch=32,
     lr=0.05,
+    lr_schedule="cosine",
     momentum=0.9,
     workers=4,
     topology="complete",

@@ -38,6 +38,7 @@ class Settings:
     model: str = "small_cnn"
     batch: int = 32
     lr: float = 0.05
+    lr_schedule: str = "constant"  # or "cosine": lr * (1 + cos(pi * progress)) / 2 over `steps`
     momentum: float = 0.0
     weight_decay: float = 0.0
     workers: int = 4
@@ -83,6 +84,10 @@ class Settings:
                 raise ConfigError(f"{key} must be a positive integer, got {value!r}")
         if not (self.lr >= 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0):
             raise ConfigError("need lr >= 0, 0 <= momentum < 1 and weight_decay >= 0")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"lr_schedule is 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.lr_schedule == "cosine" and self.steps is None:
+            raise ConfigError("lr_schedule='cosine' decays over steps: set steps=N as well")
         if self.steps is None and self.until is None and not getattr(self.algorithm, "rounds", 0):
             raise ConfigError("a run needs a stop: set steps=N (per worker) or until='60s'")
         if self.steps is not None and not (isinstance(self.steps, int) and self.steps >= 1):

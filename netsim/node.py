@@ -101,7 +101,7 @@ class Node:
                 mu, anchor = prox
                 self.g.add_(self.x - anchor, alpha=mu)
             await self.sleep(seconds)
-            self._optimizer.step()
+            self._step()
             total += self._finish_step(t_start, loss)
         return total / steps
 
@@ -114,6 +114,12 @@ class Node:
     def apply(self, g: torch.Tensor) -> None:
         """Applies a gradient with this node's optimizer (a server's update; no compute time)."""
         self.g.copy_(g)
+        self._step()
+
+    def _step(self) -> None:
+        lr = self._sim.lr()  # the run's schedule, by the steps every worker has reached
+        for group in self._optimizer.param_groups:
+            group["lr"] = lr
         self._optimizer.step()
 
     def _backward(self) -> tuple[float, float]:

@@ -8,6 +8,7 @@ unchanged and mixing across nodes is plain tensor algebra on X.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from pathlib import Path
 
@@ -126,6 +127,14 @@ class Simulation:
             if self.settings.model == "mlp"
             else {"in_channels": c, "image_size": h}
         )
+
+    def lr(self) -> float:
+        """The learning rate now: constant, or cosine-decayed by the steps every worker reached."""
+        settings = self.settings
+        if settings.lr_schedule == "constant":
+            return settings.lr
+        progress = min(self.recorder.steps_reached() / settings.steps, 1.0)
+        return settings.lr * (1 + math.cos(math.pi * progress)) / 2
 
     def node_rng(self, i: int, stream: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, 100 + stream, i])

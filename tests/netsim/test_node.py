@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+import pytest
 import torch
 
 from netsim import Compute, Network
@@ -114,3 +115,14 @@ def test_batchnorm_statistics_live_in_the_buffer_population():
     assert torch.equal(B[0], torch.tensor([0.0, 0.0, 1.0, 1.0]))
     assert not torch.equal(B[1], B[0])
     assert torch.equal(module[1].running_mean, B[1, :2])
+
+
+def test_cosine_schedule_follows_the_steps_every_worker_reached(simulate):
+    from netsim.algorithms import SGD
+
+    sim, _ = simulate(SGD(), workers=1, steps=4, lr=0.2, lr_schedule="cosine")
+    assert sim.lr() == pytest.approx(0.0, abs=1e-12)  # all 4 steps done
+    sim.recorder.steps_reached = lambda: 2
+    assert sim.lr() == pytest.approx(0.1)
+    sim.recorder.steps_reached = lambda: 0
+    assert sim.lr() == pytest.approx(0.2)
