@@ -29,7 +29,7 @@ experiment = Experiment(
         bandwidth="1Gbit/s", latency="0.2ms", nodes={"server": {"bandwidth": "300Mbit/s"}}
     ),
     compute=Compute(step_time="0.58s", jitter=0.02),
-    steps=1500,
+    steps=1200,
     eval_every=100,
     seed=0,
     runs=[
