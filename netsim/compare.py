@@ -3,13 +3,11 @@
 Dresevic (2022) compares D-PSGD and RWM per round, per second and per byte: each run's test
 accuracy is read at the budget of the cheaper run (the smaller final round count, simulated time
 or MB sent per node), from the evaluations made up to that point. Reads evals.csv and
-summary.json only, like plots.py.
+summary.json only (netsim.results), like plots.py.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 import matplotlib
@@ -18,33 +16,37 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
+from netsim import results  # noqa: E402
+
 AXES = (("steps", "equal rounds", 1.0), ("t", "equal time", 1.0), ("bytes", "equal bytes", 1e-6))
 
 
 def curve(run_dir: Path) -> dict[str, np.ndarray]:
-    """The global model's evaluations: t, steps, MB sent per worker, accuracy."""
-    workers = json.loads((run_dir / "summary.json").read_text())["workers"]
-    with open(run_dir / "evals.csv", newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["node"] == "global"]
-    columns = {key: np.array([float(r[key]) for r in rows]) for key in ("t", "steps", "bytes")}
+    """The global model's evaluations: t, steps, MB sent per worker, and the score (accuracy,
+    or the test RMSE for rating data, which has no accuracy)."""
+    workers = results.read_json(run_dir / "summary.json")["workers"]
+    evals = results.read_csv(run_dir / "evals.csv", text=("node", "split"))
+    mine = evals["node"] == "global"
+    columns = {key: evals[key][mine] for key in ("t", "steps", "bytes", "accuracy", "loss")}
     columns["bytes"] = columns["bytes"] / workers
-    columns["accuracy"] = np.array([float(r["accuracy"]) for r in rows])
-    if len(rows) and np.all(np.isnan(columns["accuracy"])):  # ratings: the loss is the RMSE
-        columns["accuracy"] = np.array([float(r["loss"]) for r in rows])
-        columns["rmse"] = np.ones(len(rows))
     return columns
 
 
-def accuracy_at(c: dict[str, np.ndarray], axis: str, budget: float) -> float:
-    """Accuracy of the last evaluation made within the budget on that axis."""
+def _rating(c: dict[str, np.ndarray]) -> bool:
+    return bool(len(c["accuracy"])) and bool(np.all(np.isnan(c["accuracy"])))
+
+
+def score_at(c: dict[str, np.ndarray], axis: str, budget: float) -> float:
+    """The score of the last evaluation made within the budget on that axis."""
     within = np.flatnonzero(c[axis] <= budget * (1 + 1e-12))
-    return float(c["accuracy"][within[-1]]) if len(within) else float("nan")
+    score = c["loss"] if _rating(c) else c["accuracy"]
+    return float(score[within[-1]]) if len(within) else float("nan")
 
 
 def cuts(exp_dir: Path, a: str, b: str) -> list[dict]:
     """One row per axis: the budget and both runs' accuracy there."""
     ca, cb = curve(Path(exp_dir) / a), curve(Path(exp_dir) / b)
-    rmse = "rmse" in ca
+    rmse = _rating(ca)
     out = []
     for axis, label, scale in AXES:
         budget = min(ca[axis][-1], cb[axis][-1])
@@ -52,8 +54,8 @@ def cuts(exp_dir: Path, a: str, b: str) -> list[dict]:
             {
                 "cut": label,
                 "budget": budget * scale,
-                a: accuracy_at(ca, axis, budget),
-                b: accuracy_at(cb, axis, budget),
+                a: score_at(ca, axis, budget),
+                b: score_at(cb, axis, budget),
                 "metric": "RMSE" if rmse else "accuracy",
             }
         )

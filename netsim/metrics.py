@@ -12,6 +12,7 @@ import json
 import math
 import resource
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,9 @@ class Recorder:
         self._records: dict[str, list[float]] = {}
         self._sent_by = np.zeros(len(roles), dtype=np.int64)
         self._step_ends: dict[int, list[float]] = {i: [] for i in self.workers}
+        # workers at each step count, so "steps every worker reached" is O(1) per step
+        self._at_count = Counter({0: len(self.workers)})
+        self._reached = 0
         self._files, self._writers = [], {}
         for name, header in (
             ("steps", STEPS),
@@ -54,7 +58,12 @@ class Recorder:
     def step(self, node: int, step: int, t_start: float, t_end: float, loss: float) -> None:
         self._writers["steps"].writerow((node, step, repr(t_start), repr(t_end), repr(loss)))
         if node in self._step_ends:
-            self._step_ends[node].append(t_end)
+            ends = self._step_ends[node]
+            self._at_count[len(ends)] -= 1
+            ends.append(t_end)
+            self._at_count[len(ends)] += 1
+            while self._at_count[self._reached] == 0 and self._reached < len(ends):
+                self._reached += 1
             if self.progress is not None:
                 self.progress.update(1)
 
@@ -84,7 +93,7 @@ class Recorder:
 
     def steps_reached(self) -> int:
         """Steps every worker has reached: what curves are plotted against."""
-        return min((len(ends) for ends in self._step_ends.values()), default=0)
+        return self._reached if self.workers else 0
 
     def evaluation(self, t: float, node, split: str, accuracy: float, loss: float) -> None:
         row = (

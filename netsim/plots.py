@@ -6,11 +6,8 @@ Any file may be missing or cut short; a figure then skips that run instead of fa
 Accuracy is stored as a fraction and shown in percent; times are simulated seconds.
 """
 
-import csv
-import json
 from collections import Counter
 from pathlib import Path
-from typing import NamedTuple
 
 import matplotlib
 
@@ -19,6 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from netsim import results  # noqa: E402
+from netsim.results import Run, step_times  # noqa: E402, F401  (step_times: public here too)
+
 DPI = 120
 COMPUTE_SHADES = ("0.5", "0.7")  # odd and even steps
 DROPPED_COLOR = "tab:red"
@@ -26,55 +26,11 @@ DROPPED_COLOR = "tab:red"
 KIND_COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:cyan", "tab:olive"]
 
 
-class _Run(NamedTuple):
-    name: str
-    color: tuple
-    roles: list[str]
-    config: dict
-    summary: dict
-    steps: dict
-    messages: dict
-    evals: dict
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
-def _read_csv(path: Path, text: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    """Columns as arrays: `text` ones as strings, the rest as floats ("" is NaN).
-
-    A missing or header-only file gives {}. Rows with missing or garbled fields, as an
-    interrupted write leaves at the end, are dropped.
-    """
-    rows = []
-    try:
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                if None in row or None in row.values():
-                    continue
-                try:
-                    rows.append(
-                        {k: v if k in text else float(v) if v else np.nan for k, v in row.items()}
-                    )
-                except ValueError:
-                    continue
-    except FileNotFoundError:
-        return {}
-    if not rows:
-        return {}
-    return {k: np.array([r[k] for r in rows]) for k in rows[0]}
-
-
-def _roles(config: dict, steps: dict, messages: dict) -> list[str]:
-    """Role of each node id; without a config every node seen in the CSVs is a worker."""
-    if "roles" in config:
-        return list(config["roles"])
-    ids = [*steps.get("node", []), *messages.get("src", []), *messages.get("dst", [])]
-    return ["worker"] * (int(max(ids)) + 1 if ids else 0)
+def _load(exp_dir: Path, runs: list[str] | None) -> list[Run]:
+    loaded = results.load(exp_dir, runs)
+    # One colour per run, fixed by its position, so every figure uses the same one.
+    cmap = plt.get_cmap("tab10" if len(loaded) <= 10 else "tab20")
+    return [run._replace(color=cmap(k % cmap.N)) for k, run in enumerate(loaded)]
 
 
 def _node_labels(roles: list[str]) -> list[str]:
@@ -87,52 +43,6 @@ def _node_labels(roles: list[str]) -> list[str]:
             labels.append(f"{role}{seen[role]}" if total[role] > 1 else role)
         seen[role] += 1
     return labels
-
-
-def _step_times(roles: list[str], steps: dict) -> np.ndarray:
-    if not steps:
-        return np.empty(0)
-    node, step, t_end = steps["node"], steps["step"], steps["t_end"]
-    times = []
-    for i, role in enumerate(roles):
-        if role != "worker":
-            continue
-        mine = node == i
-        ends = t_end[mine][np.argsort(step[mine], kind="stable")]
-        times.append(np.diff(ends, prepend=0.0))
-    return np.concatenate(times) if times else np.empty(0)
-
-
-def _load(exp_dir: Path, runs: list[str] | None) -> list[_Run]:
-    if runs is None:
-        runs = sorted(
-            d.name
-            for d in exp_dir.iterdir()
-            if d.is_dir() and ((d / "summary.json").exists() or (d / "evals.csv").exists())
-        )
-    # One colour per run, fixed by its position, so every figure uses the same one.
-    cmap = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20")
-    loaded = []
-    for k, name in enumerate(runs):
-        config = _read_json(exp_dir / name / "config.json")
-        steps = _read_csv(exp_dir / name / "steps.csv")
-        messages = _read_csv(exp_dir / name / "messages.csv", text=("kind",))
-        evals = _read_csv(exp_dir / name / "evals.csv", text=("node", "split"))
-        summary = _read_json(exp_dir / name / "summary.json")
-        roles = _roles(config, steps, messages)
-        loaded.append(_Run(name, cmap(k % cmap.N), roles, config, summary, steps, messages, evals))
-    return loaded
-
-
-def step_times(run_dir) -> np.ndarray:
-    """Seconds per batch of every worker, pooled (Table I of Cui 2019).
-
-    A worker's step time is the gap between the ends of consecutive steps, so it includes
-    any waiting for communication; its first step counts from time 0.
-    """
-    run_dir = Path(run_dir)
-    steps = _read_csv(run_dir / "steps.csv")
-    return _step_times(_roles(_read_json(run_dir / "config.json"), steps, {}), steps)
 
 
 def _no_data(ax, what: str) -> None:
@@ -157,7 +67,7 @@ _ACCURACY_AXES = {
 }
 
 
-def _plot_accuracy(runs: list[_Run], exp_dir: Path, axis: str) -> Path:
+def _plot_accuracy(runs: list[Run], exp_dir: Path, axis: str) -> Path:
     filename, xlabel, x_of = _ACCURACY_AXES[axis]
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     drawn, rating = False, True
@@ -193,9 +103,9 @@ def _plot_accuracy(runs: list[_Run], exp_dir: Path, axis: str) -> Path:
     return _save(fig, exp_dir / filename)
 
 
-def _plot_step_hist(runs: list[_Run], exp_dir: Path) -> Path:
+def _plot_step_hist(runs: list[Run], exp_dir: Path) -> Path:
     """Small multiples, one panel per run on a shared x axis, so overlaps never hide a run."""
-    times = [(run, t) for run in runs if len(t := _step_times(run.roles, run.steps))]
+    times = [(run, t) for run in runs if len(t := results.worker_step_times(run.roles, run.steps))]
     fig, axes = plt.subplots(
         max(len(times), 1), 1, sharex=True, squeeze=False,
         figsize=(7, 1.1 + 1.5 * max(len(times), 1)), layout="constrained",
@@ -228,7 +138,7 @@ def _plot_step_hist(runs: list[_Run], exp_dir: Path) -> Path:
     return _save(fig, exp_dir / "step_time_hist.png")
 
 
-def _plot_timeline(runs: list[_Run], exp_dir: Path, window: float) -> Path:
+def _plot_timeline(runs: list[Run], exp_dir: Path, window: float) -> Path:
     """Gantt chart: per node a compute bar, uploads just above it, downloads just below."""
     kinds = sorted({k for run in runs for k in run.messages.get("kind", [])})
     kind_color = {k: KIND_COLORS[i % len(KIND_COLORS)] for i, k in enumerate(kinds)}

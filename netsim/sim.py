@@ -194,8 +194,9 @@ class Simulation:
         reached = self.recorder.steps_reached()
         self.recorder.step(node.id, node.steps, t_start, self.env.now, loss)
         every = self.settings.eval_every
-        if isinstance(every, int) and self.recorder.steps_reached() > reached:
-            if self.recorder.steps_reached() % every == 0:
+        now = self.recorder.steps_reached()
+        if isinstance(every, int) and now > reached:
+            if now % every == 0:
                 self.evaluate("subset")
         if (
             getattr(self.algorithm, "stop", self.settings.stop) == "first"

@@ -18,7 +18,7 @@ import networkx as nx
 import numpy as np
 
 from topologies import weights
-from topologies.graphs import TopologyError, _require_int
+from topologies.checks import TopologyError, _require_int
 
 # Row or column sums may miss 1 by rounding; a user's typo misses by far more.
 ATOL = 1e-9

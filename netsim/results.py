@@ -1,0 +1,108 @@
+"""Reading a results folder back: config.json, steps.csv, messages.csv, evals.csv, summary.json.
+
+Any file may be missing or cut short (a run still going, or one that was killed): a missing or
+header-only file reads as empty and garbled rows are dropped, so readers never fail on them.
+"""
+
+import csv
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Run(NamedTuple):
+    name: str
+    roles: list[str]
+    config: dict
+    summary: dict
+    steps: dict
+    messages: dict
+    evals: dict
+    color: tuple | None = None  # set by plots.py: one colour per run in every figure
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def read_csv(path: Path, text: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Columns as arrays: `text` ones as strings, the rest as floats ("" is NaN).
+
+    A missing or header-only file gives {}. Rows with missing or garbled fields, as an
+    interrupted write leaves at the end, are dropped.
+    """
+    rows = []
+    try:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if None in row or None in row.values():
+                    continue
+                try:
+                    rows.append(
+                        {k: v if k in text else float(v) if v else np.nan for k, v in row.items()}
+                    )
+                except ValueError:
+                    continue
+    except FileNotFoundError:
+        return {}
+    if not rows:
+        return {}
+    return {k: np.array([r[k] for r in rows]) for k in rows[0]}
+
+
+def _roles(config: dict, steps: dict, messages: dict) -> list[str]:
+    """Role of each node id; without a config every node seen in the CSVs is a worker."""
+    if "roles" in config:
+        return list(config["roles"])
+    ids = [*steps.get("node", []), *messages.get("src", []), *messages.get("dst", [])]
+    return ["worker"] * (int(max(ids)) + 1 if ids else 0)
+
+
+def worker_step_times(roles: list[str], steps: dict) -> np.ndarray:
+    """Every worker's gaps between consecutive step ends (the first from time 0), pooled."""
+    if not steps:
+        return np.empty(0)
+    node, step, t_end = steps["node"], steps["step"], steps["t_end"]
+    times = []
+    for i, role in enumerate(roles):
+        if role != "worker":
+            continue
+        mine = node == i
+        ends = t_end[mine][np.argsort(step[mine], kind="stable")]
+        times.append(np.diff(ends, prepend=0.0))
+    return np.concatenate(times) if times else np.empty(0)
+
+
+def load(exp_dir: Path, runs: list[str] | None = None) -> list[Run]:
+    if runs is None:
+        runs = sorted(
+            d.name
+            for d in exp_dir.iterdir()
+            if d.is_dir() and ((d / "summary.json").exists() or (d / "evals.csv").exists())
+        )
+    loaded = []
+    for name in runs:
+        config = read_json(exp_dir / name / "config.json")
+        steps = read_csv(exp_dir / name / "steps.csv")
+        messages = read_csv(exp_dir / name / "messages.csv", text=("kind",))
+        evals = read_csv(exp_dir / name / "evals.csv", text=("node", "split"))
+        summary = read_json(exp_dir / name / "summary.json")
+        roles = _roles(config, steps, messages)
+        loaded.append(Run(name, roles, config, summary, steps, messages, evals))
+    return loaded
+
+
+def step_times(run_dir) -> np.ndarray:
+    """Seconds per batch of every worker, pooled (Table I of Cui 2019).
+
+    A worker's step time is the gap between the ends of consecutive steps, so it includes
+    any waiting for communication; its first step counts from time 0.
+    """
+    run_dir = Path(run_dir)
+    steps = read_csv(run_dir / "steps.csv")
+    return worker_step_times(_roles(read_json(run_dir / "config.json"), steps, {}), steps)
