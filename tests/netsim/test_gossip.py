@@ -19,6 +19,21 @@ def distinct_start(sim, seed=1):
     return sim.X[sim.workers].clone()
 
 
+def unconsumed(sim, kind):
+    """Starts recording sent messages; returns a function listing those not yet consumed
+    (still in flight, or delivered and waiting in a mailbox)."""
+    sent = []
+    transmit = sim.fabric.transmit
+    sim.fabric.transmit = lambda m: (sent.append(m), transmit(m))[1]
+
+    def pending():
+        in_flight = [m for m in sent if math.isnan(m.t_arrive)]
+        return in_flight + [m for node in sim.nodes for m in node._mail[kind]]
+
+    pending.sent = sent
+    return pending
+
+
 def step_through(sim, check):
     """Runs the simulation event by event, calling check() after each."""
     until = sim.start()
@@ -39,16 +54,13 @@ def test_gosgd_conserves_total_weight_and_weighted_mean_at_every_event(tmp_path)
     )
     x0 = distinct_start(sim)
     target = x0.mean(0).double()
-    sent = []
-    transmit = sim.fabric.transmit
-    sim.fabric.transmit = lambda m: (sent.append(m), transmit(m))[1]
+    pending_of = unconsumed(sim, "gossip")
     checked = []
 
     def check():
         if not all("alpha" in n.state for n in sim.nodes):
             return
-        pending = [m for m in sent if math.isnan(m.t_arrive)]
-        pending += [m for n in sim.nodes for m in n._mail["gossip"]]
+        pending = pending_of()
         alphas = [n.state["alpha"] for n in sim.nodes] + [m.alpha for m in pending]
         assert sum(alphas) == pytest.approx(1.0, abs=1e-12)
         mean = sum(n.state["alpha"] * sim.X[n.id].double() for n in sim.nodes)
@@ -57,7 +69,9 @@ def test_gosgd_conserves_total_weight_and_weighted_mean_at_every_event(tmp_path)
         checked.append(len(pending))
 
     step_through(sim, check)
-    assert len(sent) > 20 and max(checked) > 0  # exchanges happened, some while in flight
+    assert (
+        len(pending_of.sent) > 20 and max(checked) > 0
+    )  # exchanges happened, some while in flight
 
 
 def test_push_sum_on_the_one_peer_exponential_graph_is_exact_after_log2_n_rounds(tmp_path):
@@ -93,17 +107,11 @@ def test_push_sum_on_a_static_directed_graph_converges_to_the_average(tmp_path, 
         compute=Compute(step_time=0.01, jitter=0.5),
     )
     x0 = distinct_start(sim)
-    mass = []
-    sent = []
-    transmit = sim.fabric.transmit
-    sim.fabric.transmit = lambda m: (sent.append(m), transmit(m))[1]
+    pending = unconsumed(sim, "push")
     sim.run()
     assert torch.allclose(sim.X, x0.mean(0).expand_as(sim.X), atol=1e-4)
-    in_flight = sum(m.w for m in sent if math.isnan(m.t_arrive)) + sum(
-        m.w for node in sim.nodes for m in node._mail["push"]
-    )
-    mass.append(sum(node.state["w"] for node in sim.nodes) + in_flight)
-    assert mass[0] == pytest.approx(6.0, abs=1e-9)
+    mass = sum(node.state["w"] for node in sim.nodes) + sum(m.w for m in pending())
+    assert mass == pytest.approx(6.0, abs=1e-9)
 
 
 def test_fedavg_with_one_client_and_one_epoch_equals_plain_sgd(tmp_path):
