@@ -11,15 +11,18 @@ from models.femnist_cnn import FemnistCNN
 from models.matrix_factorization import MatrixFactorization
 from models.mcmahan_cnn import McMahanCNN
 from models.mlp import MLP2NN
+from models.perceptron import MLP1, Logistic
 from models.small_cnn import SmallCNN
 
 MODELS = {
     "celeba_cnn": CelebaCNN,
     "cifar_cnn": CifarCNN,
     "femnist_cnn": FemnistCNN,
+    "logistic": Logistic,
     "mcmahan_cnn": McMahanCNN,
     "mf": MatrixFactorization,
     "mlp": MLP2NN,
+    "mlp1": MLP1,
     "small_cnn": SmallCNN,
 }
 

@@ -8,7 +8,14 @@ import models
 
 
 @pytest.mark.parametrize(
-    ("name", "count"), [("mcmahan_cnn", 1_663_370), ("mlp", 199_210), ("small_cnn", 20_490)]
+    ("name", "count"),
+    [
+        ("logistic", 7_850),
+        ("mcmahan_cnn", 1_663_370),
+        ("mlp", 199_210),
+        ("mlp1", 159_010),
+        ("small_cnn", 20_490),
+    ],
 )
 def test_parameter_counts_match_the_docstrings(name, count):
     model = models.build(name)
@@ -16,7 +23,9 @@ def test_parameter_counts_match_the_docstrings(name, count):
     assert f"{count:,}" in sys.modules[type(model).__module__].__doc__
 
 
-@pytest.mark.parametrize("name", ["mcmahan_cnn", "mlp", "small_cnn"])  # the 1x28x28 models
+@pytest.mark.parametrize(
+    "name", ["logistic", "mcmahan_cnn", "mlp", "mlp1", "small_cnn"]
+)  # the 1x28x28 models
 def test_forward_shape_on_a_batch_of_two(name):
     out = models.build(name)(torch.randn(2, 1, 28, 28))
     assert out.shape == (2, 10)
@@ -53,5 +62,7 @@ def test_flops_leave_the_module_as_it_was():
 
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match="unknown model 'resnet'.*mcmahan_cnn, mf, mlp, small_cnn"):
+    with pytest.raises(
+        ValueError, match="unknown model 'resnet'.*logistic, mcmahan_cnn, mf, mlp, mlp1, small_cnn"
+    ):
         models.build("resnet")
