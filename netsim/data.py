@@ -122,6 +122,9 @@ def _synthetic_movielens() -> Dataset:
     return _ratings("synthetic_movielens", *synthetic.movielens())
 
 
+_CHUNK = 4096  # images per slice when normalizing (bincount widens bytes to 8-byte ints)
+
+
 def _dataset(
     name, num_classes, x_train, y_train, x_test, y_test, train_counts=None, test_counts=None
 ) -> Dataset:
@@ -136,7 +139,10 @@ def _dataset(
     for c in range(x_train.shape[1]):
         # Pixels are bytes, so a histogram gives the exact mean/std and a 256-entry lookup
         # table normalizes the whole set in one gather.
-        counts = np.bincount(x_train[:, c].ravel(), minlength=256)
+        counts = sum(
+            np.bincount(x_train[i : i + _CHUNK, c].ravel(), minlength=256)
+            for i in range(0, len(x_train), _CHUNK)
+        )
         v = np.arange(256) / 255
         mean = counts @ v / counts.sum()
         std = math.sqrt(counts @ (v - mean) ** 2 / counts.sum())
@@ -147,7 +153,8 @@ def _dataset(
     def normalize(x: np.ndarray) -> torch.Tensor:
         out = np.empty(x.shape, np.float32)
         for c, lut in enumerate(luts):
-            out[:, c] = lut[x[:, c]]
+            for i in range(0, len(x), _CHUNK):  # chunks bound the temporaries' memory
+                out[i : i + _CHUNK, c] = lut[x[i : i + _CHUNK, c]]
         return torch.from_numpy(out)
 
     def as_labels(y: np.ndarray) -> torch.Tensor:
