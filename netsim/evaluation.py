@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from netsim.population import bind, flatten, flatten_buffers
 
 EVAL_BATCH = 2000
+_EVAL_FLOATS = 16 * 2**20  # input floats gathered at once when evaluating many models (64 MB)
 
 
 class Evaluator:
@@ -56,6 +57,64 @@ class Evaluator:
         if self.regress:
             return math.nan, math.sqrt(total / n), len(targets)
         return correct / n, total / n, len(targets)
+
+    @torch.inference_mode()
+    def many(self, X: torch.Tensor, B: torch.Tensor, which: list, engine=None):
+        """[(accuracy, loss, samples)] of the models in the rows of X, model r on which[r]
+        ("subset", "test" or a tensor of test indices).
+
+        With an engine computing steps batched (stacked or vmap), the models go through its
+        batched forward, as many at a time as keep the gathered inputs near 64 MB; samples
+        are padded per chunk to the longest set and masked out of the sums.
+        """
+        if engine is None or engine.mode == "loop" or B.shape[1]:
+            return [self(X[r], B[r], w) for r, w in enumerate(which)]
+        idx = [self._indices(w) for w in which]
+        per_sample = self.inputs[0].numel()
+        out = []
+        start = 0
+        while start < len(idx):
+            longest, end = len(idx[start]), start + 1
+            while end < len(idx):
+                longest2 = max(longest, len(idx[end]))
+                if (end + 1 - start) * longest2 * per_sample > _EVAL_FLOATS:
+                    break
+                longest, end = longest2, end + 1
+            out += self._chunk(X[start:end], idx[start:end], longest, engine)
+            start = end
+        return out
+
+    def _indices(self, which) -> torch.Tensor:
+        if not isinstance(which, str):
+            return which
+        if which == "subset":
+            return self.subset
+        return torch.arange(len(self.targets), device=self.targets.device)
+
+    def _chunk(self, X, idx, longest, engine):
+        k = len(idx)
+        padded = torch.zeros(k, longest, dtype=torch.long, device=X.device)
+        valid = torch.zeros(k, longest, dtype=torch.bool, device=X.device)
+        for r, rows in enumerate(idx):
+            padded[r, : len(rows)] = rows
+            valid[r, : len(rows)] = True
+        out = engine.forward(X, self.inputs[padded])
+        y = self.targets[padded]
+        flat_out, flat_y = out.reshape(k * longest, *out.shape[2:]), y.reshape(k * longest)
+        if self.regress:
+            loss = F.mse_loss(flat_out, flat_y, reduction="none").view(k, longest)
+        else:
+            loss = F.cross_entropy(flat_out, flat_y, reduction="none").view(k, longest)
+            correct = ((out.argmax(2) == y) & valid).sum(1).tolist()
+        totals = (loss * valid).sum(1).tolist()
+        results = []
+        for r, rows in enumerate(idx):
+            n = max(len(rows), 1)
+            if self.regress:
+                results.append((math.nan, math.sqrt(totals[r] / n), len(rows)))
+            else:
+                results.append((correct[r] / n, totals[r] / n, len(rows)))
+        return results
 
 
 def combine(results: list[tuple[float, float, int]], regress: bool) -> tuple[float, float]:

@@ -53,8 +53,10 @@ class Settings:
     eval_every: int | str = 50
     eval_subset: int = 1000
     eval_local: bool = False  # each worker's own model on its users' test samples (per_user)
+    eval_nodes: int = 0  # also evaluate this many sampled workers' own models (evals.csv rows)
     seed: int = 0
     device: str = "auto"
+    execution: str = "auto"  # how steps in flight are computed: auto, loop, stacked or vmap
 
     def partition_kwargs(self) -> dict:
         return {
@@ -104,6 +106,17 @@ class Settings:
             raise ConfigError(f"unknown model {self.model!r}; known: {', '.join(models.MODELS)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if isinstance(self.eval_nodes, bool) or not (
+            isinstance(self.eval_nodes, int) and 0 <= self.eval_nodes <= self.workers
+        ):
+            raise ConfigError(
+                f"eval_nodes is how many workers to evaluate alone, 0..{self.workers}, "
+                f"got {self.eval_nodes!r}"
+            )
+        if self.execution not in ("auto", "loop", "stacked", "vmap"):
+            raise ConfigError(
+                f"execution is 'auto', 'loop', 'stacked' or 'vmap', got {self.execution!r}"
+            )
         if isinstance(self.eval_every, int) and self.eval_every < 1:
             raise ConfigError("eval_every must be >= 1 step")
         self.compute.validate()

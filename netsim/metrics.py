@@ -53,7 +53,14 @@ class Recorder:
             self._files.append(handle)
             self._writers[name] = csv.writer(handle, lineterminator="\n")
             self._writers[name].writerow(header)
-        (self.dir / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
+        self._config = dict(config)
+        self.config()
+
+    def config(self, **extra) -> None:
+        """Writes config.json: the run's settings, plus what the simulation decided (extra)."""
+        self._config.update(extra)
+        text = json.dumps(self._config, indent=2, default=str) + "\n"
+        (self.dir / "config.json").write_text(text)
 
     def step(self, node: int, step: int, t_start: float, t_end: float, loss: float) -> None:
         self._writers["steps"].writerow((node, step, repr(t_start), repr(t_end), repr(loss)))

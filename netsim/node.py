@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 class Node:
-    def __init__(self, sim: Simulation, i: int, role: str, module, optimizer, data, speed: float):
+    def __init__(self, sim: Simulation, i: int, role: str, data, speed: float):
         self.id = i
         self.role = role
         self.steps = 0
@@ -33,12 +33,11 @@ class Node:
         self.rng: np.random.Generator = sim.node_rng(i)
         self._sim = sim
         self._env = sim.env
-        self._module = module
-        self._optimizer = optimizer
         self._data = data
         self._speed = float(speed)
         self._mail: dict[str, deque[Message]] = defaultdict(deque)
         self._waiting: dict[str, deque] = defaultdict(deque)
+        self._sent: tuple | None = None  # (which rows at which version, their snapshot)
         graph = sim.graph
         if graph.is_directed():
             self.neighbors = sorted(graph.predecessors(i))
@@ -50,11 +49,17 @@ class Node:
     @property
     def x(self) -> torch.Tensor:
         """This node's flat parameter vector: a view of row i of the population tensor."""
+        if self.id in self._sim.engine.pending:  # about to be read or written: compute first
+            self._sim.engine.flush()
         return self._sim.X[self.id]
 
     @property
     def g(self) -> torch.Tensor:
-        """The gradient of the node's latest step (a view of the gradient population)."""
+        """The gradient of the node's latest ``gradient()`` step (a view of the gradient
+        population). After ``train()`` it is not meant to be read: when the stacked kernel
+        applies a plain SGD step inside its products (execution.py), no gradient is stored."""
+        if self.id in self._sim.engine.pending:
+            self._sim.engine.flush()
         return self._sim.G[self.id]
 
     @property
@@ -96,20 +101,15 @@ class Node:
         """
         total = 0.0
         for _ in range(steps):
-            t_start, loss, seconds = self.now, *self._backward()
-            if prox is not None:
-                mu, anchor = prox
-                self.g.add_(self.x - anchor, alpha=mu)
-            await self.sleep(seconds)
-            self._step()
-            total += self._finish_step(t_start, loss)
+            loss, applied = await self._compute(prox, apply=True)
+            if not applied:  # the engine may have applied it already, at the step's end
+                self._step()
+            total += loss
         return total / steps
 
     async def gradient(self) -> float:
         """One step's gradient into ``node.g`` without applying it (parameter-server workers)."""
-        t_start, loss, seconds = self.now, *self._backward()
-        await self.sleep(seconds)
-        return self._finish_step(t_start, loss)
+        return (await self._compute(None, apply=False))[0]
 
     def apply(self, g: torch.Tensor) -> None:
         """Applies a gradient with this node's optimizer (a server's update; no compute time)."""
@@ -117,23 +117,30 @@ class Node:
         self._step()
 
     def _step(self) -> None:
-        lr = self._sim.lr()  # the run's schedule, by the steps every worker has reached
-        for group in self._optimizer.param_groups:
-            group["lr"] = lr
-        self._optimizer.step()
+        # the run's learning-rate schedule, by the steps every worker has reached
+        self._sim.optimizer.step(self.id, self._sim.lr())
 
-    def _backward(self) -> tuple[float, float]:
-        sim = self._sim
-        batch = torch.from_numpy(self._data.next_batch())
-        inputs, targets = sim.dataset_train(batch)
+    async def _compute(self, prox, apply: bool) -> tuple[float, bool]:
+        """One step's gradient into row i of G, over the step's simulated compute time.
+
+        The step is submitted to the simulation's engine, which computes it together with the
+        other steps in flight (see execution.py); its result is taken at the step's end.
+        """
+        sim, t_start = self._sim, self.now
         started = time.perf_counter()
-        self._optimizer.zero_grad(set_to_none=False)
-        loss = sim.loss_fn(self._module(inputs), targets)
-        loss.backward()
-        value = loss.item()
-        measured = time.perf_counter() - started
-        seconds = sim.compute.step_seconds(sim.base_step_seconds, self._speed, self.rng, measured)
-        return value, seconds
+        batch = self._data.next_batch()
+        if sim.engine.defer:
+            seconds = sim.compute.step_seconds(sim.base_step_seconds, self._speed, self.rng)
+            ticket = sim.engine.submit(self.id, batch, prox, t_start + seconds, apply)
+        else:  # computed now; a calibrated compute model times it
+            ticket = sim.engine.submit(self.id, batch, prox)
+            measured = time.perf_counter() - started
+            seconds = sim.compute.step_seconds(
+                sim.base_step_seconds, self._speed, self.rng, measured
+            )
+        await self.sleep(seconds)
+        loss = sim.engine.result(ticket)
+        return self._finish_step(t_start, loss), ticket.applied
 
     def _finish_step(self, t_start: float, loss: float) -> float:
         self.steps += 1
@@ -147,8 +154,21 @@ class Node:
     # -- messages ----------------------------------------------------------------------
     def send(self, dst: int, kind: str, **payload: Any):
         """Sends a message; tensors are snapshot at send. Returns an event fired on delivery."""
-        snapshot = {k: v.detach().clone() if torch.is_tensor(v) else v for k, v in payload.items()}
+        snapshot = {k: self._snapshot(v) if torch.is_tensor(v) else v for k, v in payload.items()}
         return self._sim.fabric.transmit(Message(self.id, dst, kind, snapshot))
+
+    def _snapshot(self, value: torch.Tensor) -> torch.Tensor:
+        """A copy of value as it is now. Sending the same unchanged rows of the population
+        to several peers (a model to every neighbour) copies them once: any write to the
+        population since the last copy bumps its version and forces a fresh one. Snapshots
+        are read-only for everyone (the network copies before it adds noise)."""
+        X = self._sim.X
+        if value._base is not X:
+            return value.detach().clone()
+        key = (value.storage_offset(), value.shape, value.stride(), X._version)
+        if self._sent is None or self._sent[0] != key:
+            self._sent = (key, value.detach().clone())
+        return self._sent[1]
 
     def recv(self, kind: str, timeout: float | None = None) -> runtime.Await:
         """Awaits the next message of ``kind``; with a timeout, None if none came in time."""

@@ -48,3 +48,34 @@ def _float_buffers(module: torch.nn.Module):
         for name, buffer in sub._buffers.items()
         if buffer is not None and buffer.is_floating_point()
     ]
+
+
+class SGD:
+    """torch.optim.SGD's update (weight decay, momentum, dampening, Nesterov) applied to one
+    row of the population at a time, with the momentum buffers a population tensor too.
+
+    Element for element the same arithmetic as torch.optim.SGD on the node's module, so a run
+    gives the same numbers; but the state is one (nodes x parameters) tensor, allocated only
+    when momentum is used, instead of one buffer per node and layer.
+    """
+
+    def __init__(self, X, G, momentum=0.0, weight_decay=0.0, dampening=0.0, nesterov=False):
+        self.X, self.G = X, G
+        self.momentum, self.weight_decay = momentum, weight_decay
+        self.dampening, self.nesterov = dampening, nesterov
+        self.M = torch.zeros_like(X) if momentum else None
+        self._started = [False] * X.shape[0]  # torch starts a buffer as a copy of the first d
+
+    def step(self, i: int, lr: float) -> None:
+        x, d = self.X[i], self.G[i]
+        if self.weight_decay:
+            d = d.add(x, alpha=self.weight_decay)
+        if self.M is not None:
+            buf = self.M[i]
+            if self._started[i]:
+                buf.mul_(self.momentum).add_(d, alpha=1 - self.dampening)
+            else:
+                buf.copy_(d)
+                self._started[i] = True
+            d = d.add(buf, alpha=self.momentum) if self.nesterov else buf
+        x.add_(d, alpha=-lr)

@@ -7,7 +7,6 @@ unchanged and mixing across nodes is plain tensor algebra on X.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from pathlib import Path
@@ -22,11 +21,12 @@ import models
 from netsim import data as datasets
 from netsim import runtime
 from netsim.evaluation import Evaluator, combine
+from netsim.execution import Steps
 from netsim.experiment import Settings
 from netsim.fabric import Fabric
 from netsim.metrics import Recorder
 from netsim.node import Node
-from netsim.population import bind, flatten, flatten_buffers
+from netsim.population import SGD, flatten, flatten_buffers
 from netsim.units import parse_time
 
 
@@ -98,23 +98,24 @@ class Simulation:
             np.random.default_rng([self.seed, 3]),
             self._on_message,
         )
+        self.optimizer = SGD(self.X, self.G, settings.momentum, settings.weight_decay)
+        # BatchNorm updates its statistics in the forward pass, so such models step eagerly;
+        # calibrated compute times need each step's wall time, so those do too
+        defer = self.B.shape[1] == 0 and not self.compute.calibrate
+        self.engine = Steps(self, template, settings.execution, defer=defer)
+        self.recorder.config(execution=self.engine.mode)
         self.nodes = []
         for i, role in enumerate(self.roles):
-            module = copy.deepcopy(template).to(self.device)
-            bind(module, self.X[i], self.G[i], self.B[i])
-            optimizer = torch.optim.SGD(
-                module.parameters(),
-                lr=settings.lr,
-                momentum=settings.momentum,
-                weight_decay=settings.weight_decay,
-            )
             batches = (
                 datasets.LocalData(local[i], settings.batch, self.node_rng(i, 1))
                 if i in local
                 else None
             )
-            self.nodes.append(Node(self, i, role, module, optimizer, batches, speeds[i]))
+            self.nodes.append(Node(self, i, role, batches, speeds[i]))
         self._role_names = roles
+        # eval_nodes workers, drawn once so that their curves follow the same nodes
+        picked = np.random.default_rng([self.seed, 4]).permutation(self.workers)
+        self.sampled = sorted(picked[: settings.eval_nodes].tolist())
         self._stop = self.env.event()
 
     def _model_shape(self) -> dict:
@@ -124,7 +125,7 @@ class Simulation:
         kwargs = {"num_classes": self.dataset.num_classes}
         return kwargs | (
             {"in_features": c * h * h}
-            if self.settings.model == "mlp"
+            if self.settings.model in ("logistic", "mlp", "mlp1")
             else {"in_channels": c, "image_size": h}
         )
 
@@ -177,18 +178,26 @@ class Simulation:
 
     def evaluate(self, split: str) -> None:
         """The global model on the test subset (during the run) or the full test set (at the
-        end); with eval_local, every worker's own model on its users' test samples instead."""
-        if not self.settings.eval_local:
-            accuracy, loss, _ = self.evaluator(self.global_model(), self.global_buffers(), split)
-            self.recorder.evaluation(self.env.now, "global", split, accuracy, loss)
+        end), and the eval_nodes sampled workers' own models on the same samples; with
+        eval_local, every worker's own model on its users' test samples instead."""
+        if self.settings.eval_local:
+            results = self.evaluator.many(
+                self.X[self.workers], self.B[self.workers], self.local_test, self.engine
+            )
+            for i, result in zip(self.workers, results, strict=True):
+                self.recorder.evaluation(self.env.now, i, split, *result[:2])
+            self.recorder.evaluation(
+                self.env.now, "global", split, *combine(results, self.evaluator.regress)
+            )
             return
-        results = []
-        for i, test in zip(self.workers, self.local_test, strict=True):
-            results.append(self.evaluator(self.X[i], self.B[i], test))
-            self.recorder.evaluation(self.env.now, i, split, *results[-1][:2])
-        self.recorder.evaluation(
-            self.env.now, "global", split, *combine(results, self.evaluator.regress)
-        )
+        accuracy, loss, _ = self.evaluator(self.global_model(), self.global_buffers(), split)
+        self.recorder.evaluation(self.env.now, "global", split, accuracy, loss)
+        if self.sampled:
+            results = self.evaluator.many(
+                self.X[self.sampled], self.B[self.sampled], [split] * len(self.sampled), self.engine
+            )
+            for i, result in zip(self.sampled, results, strict=True):
+                self.recorder.evaluation(self.env.now, i, split, *result[:2])
 
     def record_step(self, node: Node, t_start: float, loss: float) -> None:
         reached = self.recorder.steps_reached()
@@ -254,5 +263,11 @@ class Simulation:
             self.env.now,
             time.perf_counter() - started,
         )
+        summary["execution"] = {  # wall-clock figures: summary.json, never config or CSV
+            "mode": self.engine.mode,
+            "calibration_s": self.engine.timings,
+            "steps_per_flush": self.engine.computed / max(self.engine.flushes, 1),
+            "fused_steps": self.engine.fused,
+        }
         self.recorder.close(summary)
         return summary

@@ -216,9 +216,9 @@ def masked_average(
     averages state_dicts in which the missing entries are the receiver's own). With every mask
     full this is the plain weighted average w_ii x_i + sum_j w_ij x_j. Returns a new tensor.
     """
-    x = self_weight * self_x
+    x = self_x * self_weight
     for x_j, m_j, w_ij in received:
-        x += w_ij * (x_j if m_j is None else torch.where(m_j, x_j, self_x))
+        x.add_(x_j if m_j is None else torch.where(m_j, x_j, self_x), alpha=w_ij)
     return x
 
 
