@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from netsim.population import bind, flatten, flatten_buffers
 
-EVAL_BATCH = 2000
+EVAL_BATCH = 500  # samples per forward pass: a CNN's activations stay near 50 MB
 _EVAL_FLOATS = 16 * 2**20  # input floats gathered at once when evaluating many models (64 MB)
 
 

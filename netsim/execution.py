@@ -7,20 +7,26 @@ first. By then every step that started and has not yet finished is pending, so t
 computed at once. Nothing a pending node's parameters go through changes before that (the
 node itself is asleep, and any other access flushes first), so each gradient is taken at the
 parameters of its step's start: the causality rule holds exactly as with eager steps.
+Models with BatchNorm (whose forward pass writes statistics) and calibrated compute times
+(which need each step's wall time) step eagerly.
 
 How the pending steps are computed (``Settings.execution``):
 
 - ``loop``: one node after another, each through its own module whose parameters are views of
   its row of the population tensor (what a per-node loop does, minus the copies);
-- ``stacked``: for models that are chains of Flatten, Linear and ReLU, the layers of all
-  pending nodes as stacked batched matrix products (``torch.baddbmm``) over their rows,
-  with one backward pass;
+- ``stacked``: for models that are chains of Flatten, Linear and ReLU, all pending nodes'
+  layers as stacked batched matrix products over their rows, with a hand-written backward
+  pass. When the run's optimizer is plain SGD at a constant rate and the steps end at the
+  instant they are computed (equal step times), the update is applied inside the
+  weight-gradient products (x <- x - lr g in the same pass), and no gradient is stored;
 - ``vmap``: any model without buffers, through ``torch.func.vmap`` of the per-node gradient;
-- ``auto``: a short calibration at start-up times each candidate on scratch copies of the
-  rows and keeps the fastest, leaving ``loop`` only for a clear (10%) gain, so the choice is
-  stable from run to run. The choice is written to config.json.
+- ``auto``: a short calibration times the candidates on scratch copies of the rows and keeps
+  the fastest, leaving ``loop`` only for a clear (10%) gain, so the choice is stable. On CPU
+  the candidates are loop and stacked (vmap loses to the loop for convolutions there); on
+  CUDA vmap as well. It runs once per process and workload, so the runs of an experiment
+  share one choice, which is written to config.json (the timings to summary.json).
 
-All modes give the same gradients up to float rounding (a test pins this).
+All modes give the same gradients and losses up to float rounding (tests pin this).
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from netsim.population import bind
 
 MODES = ("auto", "loop", "stacked", "vmap")
 _CHAIN_LAYERS = (nn.Flatten, nn.Linear, nn.ReLU, nn.Identity)
+_BLOCK, _GATHER = 16, 64  # rows: a run this long is used in place; gathers go this far
+_CALIBRATED: dict[tuple, tuple[str, dict[str, float]]] = {}
 _GAIN = 1.1  # a batched mode must beat the loop by this factor to be chosen
 _CALIBRATION_BUDGET = 0.05  # s of loop steps timed per candidate when choosing a mode
 
@@ -186,8 +194,10 @@ class Steps:
             stackable = self._layers is not None and sim.loss_fn is F.cross_entropy
             self.candidates += (["stacked"] if stackable else []) + ["vmap"]
         possible = list(self.candidates)
-        if "stacked" in self.candidates and not sim.X.is_cuda:
-            self.candidates.remove("vmap")  # on CPU the stacked products beat vmap: no need to time
+        if "vmap" in self.candidates and not sim.X.is_cuda:
+            # on CPU vmap loses to the loop for convolutions and to the stacked products for
+            # chains (its tracing costs a second as well), so auto times it on CUDA only
+            self.candidates.remove("vmap")
         if mode in ("stacked", "vmap") and mode not in possible:
             why = (
                 "it has buffers (BatchNorm)"
@@ -200,7 +210,21 @@ class Steps:
             )
         self.timings: dict[str, float] = {}  # calibration: seconds per candidate
         self.mode = "loop"
-        self.mode = self._calibrate() if mode == "auto" else mode
+        if mode == "auto":
+            key = (
+                sim.settings.model,
+                sim.X.shape[1],
+                tuple(sim.x_train.shape[1:]),
+                sim.settings.batch,
+                str(sim.X.device),
+                min(len(sim.workers), 64),
+                tuple(self.candidates),
+                defer,
+            )
+            if key not in _CALIBRATED:  # once per process and workload: runs of an experiment
+                _CALIBRATED[key] = self._calibrate(), self.timings
+            mode, self.timings = _CALIBRATED[key]
+        self.mode = mode
 
     # -- the clock side ----------------------------------------------------------------
     def submit(self, node: int, batch: np.ndarray, prox=None, end=None, apply=False) -> Ticket:
@@ -230,14 +254,16 @@ class Steps:
             return
         groups: dict[tuple[int, bool], list[Ticket]] = {}
         now = self.sim.env.now
+        stacked = self.mode == "stacked" and self._fused_lr is not None
         for t in tickets:  # a node holding fewer samples than the batch has shorter batches
-            fuse = self._fused_lr is not None and t.apply and t.prox is None and t.end == now
+            fuse = stacked and t.apply and t.prox is None and t.end == now
             groups.setdefault((len(t.batch), fuse), []).append(t)
         for (_, fuse), group in groups.items():
             if len(group) == 1 and not fuse:
                 self._loop(group)
-            else:
-                self._batched(group, fuse)
+                continue
+            for piece in _pieces(group):
+                self._batched(piece, fuse)
 
     # -- kernels -----------------------------------------------------------------------
     def _module(self, i: int) -> nn.Module:
@@ -405,6 +431,29 @@ class Steps:
             sim.X, sim.G, self._modules, self.mode = saved
         best = min(self.timings, key=self.timings.get)
         return best if self.timings[best] * _GAIN < self.timings["loop"] else "loop"
+
+
+def _pieces(tickets: list[Ticket]) -> list[list[Ticket]]:
+    """Tickets sorted by node, cut so that each piece is either one block of consecutive rows
+    (used in place, however long) or at most _GATHER rows gathered into a workspace; so the
+    workspaces stay small whatever the population."""
+    runs: list[list[Ticket]] = []
+    for t in tickets:
+        if runs and runs[-1][-1].node + 1 == t.node:
+            runs[-1].append(t)
+        else:
+            runs.append([t])
+    pieces, scattered = [], []
+    for run in runs:
+        if len(run) >= _BLOCK:
+            pieces.append(run)
+            continue
+        for t in run:
+            scattered.append(t)
+            if len(scattered) == _GATHER:
+                pieces.append(scattered)
+                scattered = []
+    return pieces + ([scattered] if scattered else [])
 
 
 def _view_module(template: nn.Module, x: torch.Tensor, g, b) -> nn.Module:

@@ -11,6 +11,7 @@ mid-step therefore sees the parameters from before the step, as on a real machin
 from __future__ import annotations
 
 import time
+import weakref
 from collections import defaultdict, deque
 from typing import TYPE_CHECKING, Any
 
@@ -166,9 +167,13 @@ class Node:
         if value._base is not X:
             return value.detach().clone()
         key = (value.storage_offset(), value.shape, value.stride(), X._version)
-        if self._sent is None or self._sent[0] != key:
-            self._sent = (key, value.detach().clone())
-        return self._sent[1]
+        if self._sent is not None and self._sent[0] == key:
+            snapshot = self._sent[1]()  # held weakly: gone once every message holding it is
+            if snapshot is not None:
+                return snapshot
+        snapshot = value.detach().clone()
+        self._sent = (key, weakref.ref(snapshot))
+        return snapshot
 
     def recv(self, kind: str, timeout: float | None = None) -> runtime.Await:
         """Awaits the next message of ``kind``; with a timeout, None if none came in time."""

@@ -7,6 +7,7 @@ across nodes is plain tensor algebra on the rows.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -28,6 +29,15 @@ def bind(module: torch.nn.Module, x: torch.Tensor, g=None, b=None) -> None:
     for sub, name, buffer in _float_buffers(module) if b is not None else ():
         sub._buffers[name] = b[offset : offset + buffer.numel()].view_as(buffer)
         offset += buffer.numel()
+
+
+def zeros(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """A float32 tensor of zeros that costs memory only where it is written, on CPU: numpy
+    takes zeroed pages from the operating system (calloc), which maps them on first write.
+    (A gradient population that fused SGD steps never write then costs nothing.)"""
+    if torch.device(device).type != "cpu":
+        return torch.zeros(shape, device=device)
+    return torch.from_numpy(np.zeros(shape, np.float32))
 
 
 def flatten(module: torch.nn.Module) -> torch.Tensor:
@@ -63,7 +73,7 @@ class SGD:
         self.X, self.G = X, G
         self.momentum, self.weight_decay = momentum, weight_decay
         self.dampening, self.nesterov = dampening, nesterov
-        self.M = torch.zeros_like(X) if momentum else None
+        self.M = zeros(X.shape, X.device) if momentum else None
         self._started = [False] * X.shape[0]  # torch starts a buffer as a copy of the first d
 
     def step(self, i: int, lr: float) -> None:

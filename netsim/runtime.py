@@ -41,6 +41,7 @@ def _drive(coro: Coroutine):
         if not isinstance(event, simpy.Event):
             coro.close()
             raise TypeError(f"a role awaited {event!r}; await node verbs, not asyncio objects")
+        value = None  # hold nothing while waiting (a delivered model can be let go at once)
         try:
             value, error = (yield event), None
         except GeneratorExit:  # the process is discarded (the run ended): end the role quietly

@@ -26,7 +26,7 @@ from netsim.experiment import Settings
 from netsim.fabric import Fabric
 from netsim.metrics import Recorder
 from netsim.node import Node
-from netsim.population import SGD, flatten, flatten_buffers
+from netsim.population import SGD, flatten, flatten_buffers, zeros
 from netsim.units import parse_time
 
 
@@ -61,7 +61,7 @@ class Simulation:
         x0 = flatten(template).to(self.device)
         n = len(self.roles)
         self.X = x0.repeat(n, 1)
-        self.G = torch.zeros_like(self.X)
+        self.G = zeros(self.X.shape, self.device)
         self.B = flatten_buffers(template).to(self.device).repeat(n, 1)
         ends = np.cumsum([p.numel() for p in template.parameters()]).tolist()
         self.segments = list(zip([0, *ends[:-1]], ends, strict=True))

@@ -42,7 +42,6 @@ class DPSGD:
         return ops.worker_mean(X, roles)
 
     async def worker(self, node):
-        timeout = None if self.timeout is None else parse_time(self.timeout)
         early: dict[int, list] = defaultdict(list)  # rounds ahead of ours, from faster peers
         sent_state: dict = {}
         if hasattr(self.share, "after_averaging"):  # partial sharing measures change from x0
@@ -53,21 +52,28 @@ class DPSGD:
             payload = self.share.encode(node.x, sent_state, node.rng)
             for j in node.neighbors:
                 node.send(j, "model", degree=node.degree, k=k, **payload)
-            got = {m.src: m for m in early.pop(k, [])}
-            while len(got) < node.degree:
-                m = await node.recv("model", timeout=timeout)
-                if m is None:
-                    break
-                if m.k == k:
-                    got[m.src] = m
-                elif m.k > k:
-                    early[m.k].append(m)
-            received = []
-            for m in got.values():
-                x_j, mask = self.share.decode(m.payload, node.x)
-                received.append((x_j, mask, 1.0 / (1 + max(node.degree, m.degree))))
-            self_weight = 1.0 - sum(w for _, _, w in received)
-            node.x.copy_(sharing.masked_average(node.x, self_weight, received))
-            if hasattr(self.share, "after_averaging"):
-                self.share.after_averaging(node.x, sent_state)
+            del payload
+            await self._average(node, k, early, sent_state)
             k += 1
+
+    async def _average(self, node, k: int, early: dict, sent_state: dict) -> None:
+        """Waits for round k from every neighbour (or the timeout), then averages. A function
+        of its own so that the round's models are let go as soon as it returns."""
+        timeout = None if self.timeout is None else parse_time(self.timeout)
+        got = {m.src: m for m in early.pop(k, [])}
+        while len(got) < node.degree:
+            m = await node.recv("model", timeout=timeout)
+            if m is None:
+                break
+            if m.k == k:
+                got[m.src] = m
+            elif m.k > k:
+                early[m.k].append(m)
+        received = []
+        for m in got.values():
+            x_j, mask = self.share.decode(m.payload, node.x)
+            received.append((x_j, mask, 1.0 / (1 + max(node.degree, m.degree))))
+        self_weight = 1.0 - sum(w for _, _, w in received)
+        sharing.masked_average_(node.x, self_weight, received)
+        if hasattr(self.share, "after_averaging"):
+            self.share.after_averaging(node.x, sent_state)

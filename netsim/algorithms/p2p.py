@@ -52,7 +52,7 @@ class P2PPull:
                 continue
             if not self.compress:
                 x_j, mask = self.share.decode(reply.payload, node.x)
-                node.x.copy_(sharing.masked_average(node.x, 0.5, [(x_j, mask, 0.5)]))
+                sharing.masked_average_(node.x, 0.5, [(x_j, mask, 0.5)])
             elif _update(held, reply):
                 node.x.add_(held[reply.src][1]).mul_(0.5)
 

@@ -47,7 +47,7 @@ class RWM:
             x_j, mask = self.share.decode(m.payload, node.x)
             age, age_j = node.state["age"], m.age  # age >= 1 after the step
             w_j = age_j / (age + age_j)
-            node.x.copy_(sharing.masked_average(node.x, 1 - w_j, [(x_j, mask, w_j)]))
+            sharing.masked_average_(node.x, 1 - w_j, [(x_j, mask, w_j)])
             if hasattr(self.share, "after_averaging"):
                 self.share.after_averaging(node.x, sent_state)
             node.state["age"] = max(age, age_j)

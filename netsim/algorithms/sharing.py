@@ -222,6 +222,20 @@ def masked_average(
     return x
 
 
+def masked_average_(
+    self_x: torch.Tensor,
+    self_weight: float,
+    received: list[tuple[torch.Tensor, torch.Tensor | None, float]],
+) -> torch.Tensor:
+    """masked_average written into self_x, with no temporary when every entry arrived."""
+    if any(m_j is not None for _, m_j, _ in received):
+        return self_x.copy_(masked_average(self_x, self_weight, received))
+    self_x.mul_(self_weight)
+    for x_j, _, w_ij in received:
+        self_x.add_(x_j, alpha=w_ij)
+    return self_x
+
+
 METHODS = {method.name: method for method in (Full, Partial, RandomAlpha, SubSampling)}
 
 

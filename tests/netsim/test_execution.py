@@ -207,3 +207,28 @@ def test_eval_nodes_adds_rows_for_sampled_workers(simulate):
     lines = (sim.recorder.dir / "evals.csv").read_text().splitlines()[1:]
     nodes = {line.split(",")[1] for line in lines}
     assert nodes == {"global", *map(str, sim.sampled)} and len(sim.sampled) == 2
+
+
+def test_pending_rows_are_cut_into_blocks_and_small_gathers():
+    from netsim.execution import _BLOCK, _GATHER, _pieces
+
+    nodes = list(range(100, 100 + _BLOCK)) + list(range(200, 200 + 2 * (_GATHER + 5), 2))
+    pieces = _pieces([Ticket(i, np.zeros(1)) for i in sorted(nodes)])
+    sizes = sorted(len(p) for p in pieces)
+    assert sum(sizes) == len(nodes)
+    assert max(sizes) == _GATHER and _BLOCK in sizes
+    block = next(p for p in pieces if p[0].node == 100)
+    assert [t.node for t in block] == list(range(100, 100 + _BLOCK))
+
+
+def test_masked_average_in_place_equals_the_copying_one():
+    from netsim.algorithms.sharing import masked_average, masked_average_
+
+    torch.manual_seed(0)
+    x, a, b = torch.randn(3, 20)
+    mask = torch.rand(20) > 0.5
+    for received in ([(a, None, 0.25), (b, None, 0.25)], [(a, mask, 0.3), (b, None, 0.2)]):
+        expected = masked_average(x, 0.5, received)
+        mine = x.clone()
+        assert masked_average_(mine, 0.5, received) is mine
+        torch.testing.assert_close(mine, expected)
