@@ -1,11 +1,19 @@
 """Byte and message counters of a network: per node and direction, per edge, per kind.
 
 Data (raw tensor bytes) and metadata (everything else on the wire) are counted apart.
+A message is counted once, when its fate is known, under (src, dst, kind, drop reason); every
+view (per node, edge, kind, reason) is summed from those on demand, so that counting is one
+dictionary update per message however many views there are.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
 
 from netsim.message import Message
+
+_SENT = ("", "loss")  # the fates of messages that used bandwidth
 
 
 @dataclass
@@ -20,10 +28,10 @@ class Tally:
     def bytes(self) -> int:
         return self.data + self.metadata
 
-    def add(self, msg: Message):
-        self.messages += 1
-        self.data += msg.data_bytes
-        self.metadata += msg.size - msg.data_bytes
+    def add(self, other: "Tally"):
+        self.messages += other.messages
+        self.data += other.data
+        self.metadata += other.metadata
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -35,9 +43,10 @@ class Tally:
 
 
 def _total(tallies: list[Tally]) -> Tally:
-    return Tally(
-        *(sum(getattr(t, name) for t in tallies) for name in ("messages", "data", "metadata"))
-    )
+    total = Tally()
+    for tally in tallies:
+        total.add(tally)
+    return total
 
 
 class Counters:
@@ -50,11 +59,50 @@ class Counters:
     """
 
     def __init__(self, n: int):
-        self.sent = [Tally() for _ in range(n)]
-        self.received = [Tally() for _ in range(n)]
-        self.edges: dict[tuple[int, int], Tally] = {}
-        self.kinds: dict[str, Tally] = {}
-        self.dropped: dict[str, Tally] = {}
+        self.n = n
+        # (src, dst, kind, reason) -> (messages, data, metadata): tuples of ints, which the
+        # garbage collector stops tracking, since a large run has a key per pair of nodes.
+        self._counts: dict[tuple[int, int, str, str], tuple[int, int, int]] = {}
+
+    def count(self, msg: Message):
+        """Count msg, delivered or dropped (msg.drop_reason)."""
+        key = (msg.src, msg.dst, msg.kind, msg.drop_reason)
+        messages, data, metadata = self._counts.get(key, (0, 0, 0))
+        self._counts[key] = (
+            messages + 1,
+            data + msg.data_bytes,
+            metadata + msg.size - msg.data_bytes,
+        )
+
+    def _view(self, part: Callable[[tuple], Any], reasons: tuple[str, ...]) -> dict:
+        """Tallies summed by part(src, dst, kind, reason), over the given drop reasons."""
+        view = {}
+        for key, counts in self._counts.items():
+            if key[3] in reasons:
+                view.setdefault(part(key), Tally()).add(Tally(*counts))
+        return view
+
+    @property
+    def sent(self) -> list[Tally]:
+        by_src = self._view(itemgetter(0), _SENT)
+        return [by_src.get(i, Tally()) for i in range(self.n)]
+
+    @property
+    def received(self) -> list[Tally]:
+        by_dst = self._view(itemgetter(1), ("",))
+        return [by_dst.get(i, Tally()) for i in range(self.n)]
+
+    @property
+    def edges(self) -> dict[tuple[int, int], Tally]:
+        return self._view(itemgetter(0, 1), _SENT)
+
+    @property
+    def kinds(self) -> dict[str, Tally]:
+        return self._view(itemgetter(2), _SENT)
+
+    @property
+    def dropped(self) -> dict[str, Tally]:
+        return self._view(itemgetter(3), ("queue", "loss"))
 
     def sent_bytes(self, node: int) -> int:
         return self.sent[node].bytes
@@ -62,27 +110,17 @@ class Counters:
     def received_bytes(self, node: int) -> int:
         return self.received[node].bytes
 
-    def count_sent(self, msg: Message):
-        self.sent[msg.src].add(msg)
-        self.edges.setdefault((msg.src, msg.dst), Tally()).add(msg)
-        self.kinds.setdefault(msg.kind, Tally()).add(msg)
-
-    def count_outcome(self, msg: Message):
-        if msg.dropped:
-            self.dropped.setdefault(msg.drop_reason, Tally()).add(msg)
-        else:
-            self.received[msg.dst].add(msg)
-
     def to_dict(self) -> dict:
         """Plain JSON-ready numbers, for summary.json."""
+        sent, received = self.sent, self.received
         return {
-            "sent": _total(self.sent).to_dict(),
-            "received": _total(self.received).to_dict(),
+            "sent": _total(sent).to_dict(),
+            "received": _total(received).to_dict(),
             "dropped": {reason: t.to_dict() for reason, t in self.dropped.items()},
             "kinds": {kind: t.to_dict() for kind, t in self.kinds.items()},
             "nodes": [
                 {"node": i, "sent": s.to_dict(), "received": r.to_dict()}
-                for i, (s, r) in enumerate(zip(self.sent, self.received, strict=True))
+                for i, (s, r) in enumerate(zip(sent, received, strict=True))
             ],
             "edges": [{"src": u, "dst": v, **t.to_dict()} for (u, v), t in self.edges.items()],
         }

@@ -19,8 +19,8 @@ field of an extension header depends on the data length.
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from functools import cached_property
-from typing import Any
+from functools import lru_cache
+from typing import Any, ClassVar
 
 import msgpack
 import numpy as np
@@ -66,28 +66,35 @@ class Message:
     @property
     def size(self) -> int:
         """Bytes on the wire: exactly len(encode(self))."""
+        if self._sizes is None:
+            self._sizes = self._measure()
         return self._sizes[0]
 
     @property
     def data_bytes(self) -> int:
         """Raw tensor and array bytes in the payload; the rest of size is metadata."""
+        if self._sizes is None:
+            self._sizes = self._measure()
         return self._sizes[1]
 
-    @cached_property
-    def _sizes(self) -> tuple[int, int]:
+    # (size, data_bytes) once measured. Not a functools.cached_property, which takes a lock
+    # and gives each message a dict of its own: a cost in runs of a million messages.
+    _sizes: ClassVar[tuple[int, int] | None] = None
+
+    def _measure(self) -> tuple[int, int]:
         data = extra = 0
 
-        def measure(code: int, head: bytes, value) -> msgpack.ExtType:
+        def measure(code: int, head: bytes, value) -> None:
             nonlocal data, extra
             nbytes = _nbytes(value)
             data += nbytes
-            extra += nbytes + _ext_header(len(head) + nbytes) - _ext_header(len(head))
-            return msgpack.ExtType(code, head)
+            # Pack a None (one byte) in its place and add the extension's length.
+            extra += _ext_header(len(head) + nbytes) + len(head) + nbytes - 1
 
         return len(_pack(self, measure)) + extra, data
 
 
-_RESERVED = frozenset(f.name for f in fields(Message)) | {"size", "data_bytes"}
+_RESERVED = frozenset(f.name for f in fields(Message)) | {"size", "data_bytes", "_sizes"}
 
 
 def encode(msg: Message) -> bytes:
@@ -101,15 +108,14 @@ def decode(wire: bytes) -> Message:
     return Message(fields_["src"], fields_["dst"], fields_["kind"], fields_["payload"])
 
 
-def _pack(msg: Message, ext: Callable[[int, bytes, Any], msgpack.ExtType]) -> bytes:
+def _pack(msg: Message, ext: Callable[[int, bytes, Any], Any]) -> bytes:
     """Pack msg, turning each tensor or array into ext(code, dtype-and-shape header, value)."""
 
     def default(value):
         if isinstance(value, torch.Tensor):
-            dtype = str(value.dtype).removeprefix("torch.")
-            return ext(_TENSOR, msgpack.packb([dtype, list(value.shape)]), value)
+            return ext(_TENSOR, _head(_TENSOR, value.dtype, value.shape), value)
         if isinstance(value, np.ndarray) and not value.dtype.hasobject:
-            return ext(_ARRAY, msgpack.packb([value.dtype.str, list(value.shape)]), value)
+            return ext(_ARRAY, _head(_ARRAY, value.dtype, value.shape), value)
         if isinstance(value, np.generic):
             return value.item()
         raise MessageError(
@@ -119,6 +125,13 @@ def _pack(msg: Message, ext: Callable[[int, bytes, Any], msgpack.ExtType]) -> by
 
     wire = {"src": msg.src, "dst": msg.dst, "kind": msg.kind, "payload": msg.payload}
     return msgpack.packb(wire, default=default)
+
+
+@lru_cache(maxsize=1024)
+def _head(code: int, dtype, shape: tuple[int, ...]) -> bytes:
+    """The packed [dtype, shape] that starts an extension; a run sends few distinct ones."""
+    name = str(dtype).removeprefix("torch.") if code == _TENSOR else dtype.str
+    return msgpack.packb([name, list(shape)])
 
 
 def _nbytes(value) -> int:

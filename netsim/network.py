@@ -9,7 +9,7 @@ the sender's uplink, the edge (if it has a capacity) and the receiver's downlink
 
 - "maxmin": concurrent flows share capacity max-min fairly (progressive filling), recomputed
   once per instant at which flows start or end, over only the flows and links connected to
-  them, and a flow's completion is rescheduled only when its rate changed;
+  them, of which only the earliest end is scheduled (maxmin.py);
 - "fifo": whole messages take turns on each NIC direction: a message holds the sender's
   uplink, then the receiver's downlink, and transmits at the smallest capacity on its path.
 

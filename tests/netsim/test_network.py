@@ -135,10 +135,19 @@ def test_only_flows_whose_rate_changes_are_rescheduled():
 
 def test_flows_starting_together_are_shared_once():
     # A round of 100 equal messages into one server: rates are set once for all of them,
-    # not once per start (which would reschedule every flow again: n^2 wake-ups).
+    # not once per start (which would reschedule every flow again: n^2 wake-ups), and as they
+    # end together, the one wake-up of their group ends them all.
     msgs = [sized(i, 0, 5000) for i in range(1, 101)]
-    assert count_timeouts(Network("1Gbit/s"), ["worker"] * 101, msgs) == 2 * len(msgs)
+    assert count_timeouts(Network("1Gbit/s"), ["worker"] * 101, msgs) == len(msgs) + 1
     assert [m.t_arrive for m in msgs] == approx([100 * 5000 * 8 / 1e9] * 100)
+
+
+def test_a_group_schedules_only_its_earliest_end():
+    # 200 workers with different sizes into one server: every end changes every other rate,
+    # yet only the group's next end is scheduled: one latency and one end per message, not
+    # a wake-up per flow per end (n^2 / 2).
+    msgs = [sized(i, 0, 1000 + 37 * i) for i in range(1, 201)]
+    assert count_timeouts(Network("1Gbit/s"), ["worker"] * 201, msgs) == 2 * len(msgs)
 
 
 def test_a_flow_within_a_nanosecond_of_its_end_ends_with_its_neighbour():
@@ -175,6 +184,83 @@ def test_node_overrides_by_role_and_id():
     )
     assert to_server.t_arrive == approx(size * 8 / 300e6)
     assert from_server.t_arrive == approx(1 + size * 8 / 300e6)
+
+
+def test_fifo_holds_the_uplink_while_waiting_for_the_downlink():
+    # 1 sends a large message to 2; 0 sends to 2, then to 3: the message to 2 waits for 2's
+    # downlink holding 0's uplink, so the one to 3 waits too, though 3's downlink is idle.
+    size, bandwidth = 10_000, 1e8
+    large, to_busy, to_idle = sized(1, 2, 5 * size), sized(0, 2, size), sized(0, 3, size)
+    network = Network(bandwidth, "1ms", "fifo")
+    simulate(network, 4, [(0, large), (0, to_busy), (0, to_idle)])
+    t = size * 8 / bandwidth
+    assert [large.t_arrive, to_busy.t_arrive, to_idle.t_arrive] == approx(
+        [0.001 + 5 * t, 0.001 + 6 * t, 0.001 + 7 * t]
+    )
+
+
+def test_fifo_sends_in_turn_in_order_of_arrival_at_the_nic():
+    # 0 sends to 1 at t=0 and t=1ms; 2 sends to 1 at t=0.5ms: 1's downlink serves them in
+    # order of arrival there (after latency), each message whole.
+    size, bandwidth = 10_000, 1e8
+    first, second, third = sized(0, 1, size), sized(2, 1, size), sized(0, 1, size)
+    sends = [(0, first), (0.0005, second), (0.001, third)]
+    simulate(Network(bandwidth, "0.1ms", "fifo"), 3, sends)
+    t = size * 8 / bandwidth
+    assert [first.t_arrive, second.t_arrive, third.t_arrive] == approx(
+        [0.0001 + t, 0.0001 + 2 * t, 0.0001 + 3 * t]
+    )
+
+
+def test_fifo_drops_a_long_line_at_a_full_downlink_in_one_go():
+    # 2 trickles a message into 1's downlink queue (14 of its 15 kB) for 112 ms. Meanwhile
+    # 3,000 messages for 1 wait behind a message 0 sends to 3 until 4 ms; then each finds
+    # 1's downlink queue full as it gets 0's uplink, and all are dropped at once.
+    size, bandwidth = 10_000, 1e8
+    trickle, ahead = sized(2, 1, 14_000), sized(0, 3, 5 * size)
+    line = [sized(0, 1, size) for _ in range(3000)]
+    network = Network(bandwidth, sharing="fifo", nodes={1: {"queue": 15_000}, 2: {"up": 1e6}})
+    fabric, _ = simulate(network, 4, [(0, trickle), (0, ahead)] + [(0, m) for m in line])
+    assert ahead.t_arrive == approx(5 * size * 8 / bandwidth)
+    assert trickle.t_arrive == approx(14_000 * 8 / 1e6) and not trickle.dropped
+    assert all(m.drop_reason == "queue" and m.t_arrive == ahead.t_arrive for m in line)
+    assert fabric.counters.dropped["queue"].messages == 3000
+
+
+@pytest.mark.parametrize("sharing", SHARINGS)
+def test_same_seed_same_run(sharing):
+    def run():
+        rng = np.random.default_rng(4)
+        sends = []
+        for i in range(300):
+            src, dst = (int(v) for v in rng.choice(12, 2, replace=False))
+            x = torch.ones(int(rng.integers(0, 3000)))
+            sends.append((float(rng.random()) / 10, Message(src, dst, "x", {"x": x, "i": i})))
+        network = Network(1e7, "1ms", sharing, loss=0.2, noise=0.1, queue=20_000)
+        _, done = simulate(network, 12, sends, seed=9)
+        return [(m.i, m.t_arrive, m.drop_reason, m.x.sum().item()) for m in done]
+
+    first = run()
+    assert first == run()
+    assert {reason for _, _, reason, _ in first} == {"", "loss", "queue"}
+
+
+@pytest.mark.parametrize("sharing", SHARINGS)
+def test_waiting_on_a_delivered_message_resumes_at_once(sharing):
+    env = simpy.Environment()
+    fabric = Fabric(env, Network(latency="1ms", sharing=sharing), ["a", "b"], None, lambda m: None)
+    msg = sized(0, 1, 1000)
+    seen = []
+
+    def late(event):
+        yield env.timeout(5.0)
+        seen.append(((yield event) is msg, env.now))
+        both = yield simpy.AllOf(env, [event, fabric.transmit(sized(1, 0, 1000))])
+        seen.append((list(both.values())[0] is msg, env.now))
+
+    env.process(late(fabric.transmit(msg)))
+    env.run()
+    assert seen == [(True, 5.0), (True, approx(5.001 + 1000 * 8 / 1e9))]
 
 
 @pytest.mark.parametrize("sharing", SHARINGS)
@@ -246,6 +332,16 @@ def test_no_noise_is_bit_identical_and_noise_is_reproducible():
     for msg in noisy:
         simulate(Network(edges={(0, 1): {"noise": 0.01}}), 2, [(0, msg)], seed=5)
     assert torch.equal(noisy[0].x, noisy[1].x) and not torch.equal(noisy[0].x, x)
+
+
+def test_noise_on_one_edge_never_reaches_another_recipient_of_the_same_snapshot():
+    # A send burst shares one snapshot between its messages; noise is added out of place.
+    x = torch.randn(1000)
+    shared = x.clone()
+    msgs = [Message(0, dst, "x", {"x": shared}) for dst in (1, 2)]
+    simulate(Network(edges={(0, 1): {"noise": 0.1}}), 3, [(0, m) for m in msgs])
+    assert not torch.equal(msgs[0].x, x)
+    assert torch.equal(msgs[1].x, x) and torch.equal(shared, x)
 
 
 @pytest.mark.parametrize("sharing", SHARINGS)

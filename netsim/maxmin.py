@@ -1,0 +1,242 @@
+"""Max-min fair sharing of links among flows, on the SimPy clock (the "maxmin" of fabric.py).
+
+A flow moves some bits through a few links (uplink, downlink, maybe an edge), each link a
+capacity shared by the flows crossing it. Rates are max-min fair, found by progressive
+filling: all rates rise together, and a link whose fair share spare / unfrozen is no larger
+than the share of any other link its unfrozen flows cross is a bottleneck; it freezes them at
+that share and gives the rest of the links what is left. Freezing every such link in one
+round, not only the tightest one, gives the same rates in far fewer rounds: a link's share
+never falls while flows elsewhere freeze below it, so a local bottleneck stays one.
+
+Rates depend on each other only within a group of flows connected through shared links, so
+the group is the unit of work. Its flows live in numpy arrays, and when flows start or end in
+it, it is reshared once per instant in a few vectorised passes, not a Python loop per flow:
+1,000 flows into one server's downlink cost about twice what 10 do. Only the group's earliest
+end is scheduled, anew at each reshare. Groups merge when a flow joins two; they are split
+only once half of their flows have ended since the last check, since resharing two groups
+together gives each the rates it would get alone (filling never mixes unconnected flows).
+
+Numerics: a flow with less than 1e-9 s of work left is done (otherwise rounding dust can
+stall the clock); SimPy cannot cancel a timeout, so a wake-up carries its group's generation,
+bumped at every reshare or merge, and an older one is ignored.
+"""
+
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+import simpy
+
+_DUST = 1e-9  # s: a flow this close to done is done, else rounding dust can stall the clock
+
+NO_LINK = 0  # the link id of a missing link (a flow without an edge capacity); infinite
+
+
+class _Group:
+    """Flows connected through shared links, one entry per flow in parallel arrays (one
+    column of links), last brought up to date at t."""
+
+    def __init__(self, width: int, t: float):
+        self.links = np.empty((width, 0), dtype=np.intp)  # links[:, i]: flow i's link ids
+        self.bits = np.empty(0)  # left to move at t
+        self.rate = np.empty(0)  # bits/s since t; 0 until first shared
+        self.ids = np.empty(0, dtype=np.int64)  # keys of on_end
+        self.on_end: dict[int, Callable[[], None]] = {}
+        self.new: list[tuple[tuple[int, ...], float, int]] = []  # started since the last reshare
+        self.t = t
+        self.generation = 0  # bumped at every reshare or merge; older wake-ups are stale
+        self.ended = 0  # flows ended since the group was last checked for a split
+
+    def __len__(self) -> int:
+        return len(self.on_end)  # flows in the arrays and new ones alike
+
+    def advance(self, now: float):
+        if now != self.t:
+            self.bits -= self.rate * (now - self.t)
+            self.t = now
+
+    def add_new(self):
+        """Append the flows started since the last reshare, not moving yet."""
+        if self.new:
+            links, bits, ids = zip(*self.new, strict=True)
+            links = np.array(list(zip(*links, strict=True)), dtype=np.intp)
+            if len(self.ids):
+                self.links = np.concatenate([self.links, links], axis=1)
+                self.bits = np.concatenate([self.bits, bits])
+                self.rate = np.concatenate([self.rate, np.zeros(len(bits))])
+                self.ids = np.concatenate([self.ids, ids])
+            else:
+                self.links, self.bits, self.ids = links, np.array(bits), np.array(ids)
+                self.rate = np.zeros(len(bits))
+            self.new = []
+
+    def take(self, keep: np.ndarray):
+        """Keep only the flows where keep is True."""
+        self.links = self.links.compress(keep, axis=1)  # a[:, mask] would be F-ordered
+        self.bits, self.rate, self.ids = self.bits[keep], self.rate[keep], self.ids[keep]
+
+
+class MaxMin:
+    """Links of the given capacities (bits/s; id NO_LINK must be math.inf), shared fairly."""
+
+    def __init__(self, env: simpy.Environment, capacities: list[float], width: int):
+        self.env, self.width = env, width
+        self.capacity = np.array(capacities, dtype=float)
+        self._users = [0] * len(capacities)  # flows on each link
+        self._group: list[_Group | None] = [None] * len(capacities)  # the group on each link
+        self._dirty: dict[_Group, None] = {}  # groups whose flows changed at this instant
+        self._next_id = 0
+
+    def start(self, links: tuple[int, ...], bits: float, on_end: Callable[[], None]):
+        """Start moving bits through links (width ids, NO_LINK for none); on_end() when done."""
+        groups = {}
+        for link in links:
+            if link != NO_LINK:
+                if self._group[link] is not None:
+                    groups[self._group[link]] = None
+                self._users[link] += 1
+        group = max(groups, key=len) if groups else _Group(self.width, self.env.now)
+        for other in groups:
+            if other is not group:
+                self._merge(other, group)
+        for link in links:
+            if link != NO_LINK:
+                self._group[link] = group
+        self._next_id += 1
+        group.new.append((links, bits, self._next_id))
+        group.on_end[self._next_id] = on_end
+        self._changed(group)
+
+    def _merge(self, source: _Group, target: _Group):
+        now = self.env.now
+        source.advance(now)
+        target.advance(now)
+        target.links = np.concatenate([target.links, source.links], axis=1)
+        target.bits = np.concatenate([target.bits, source.bits])
+        target.rate = np.concatenate([target.rate, source.rate])
+        target.ids = np.concatenate([target.ids, source.ids])
+        target.on_end |= source.on_end
+        target.new += source.new
+        target.ended += source.ended
+        source.generation += 1
+        for link in np.unique(source.links).tolist() + [i for new in source.new for i in new[0]]:
+            if link != NO_LINK:
+                self._group[link] = target
+        self._dirty.pop(source, None)
+
+    def _changed(self, group: _Group):
+        """Reshare once per instant: when a round of messages starts together, sharing
+        after each start would reschedule the group again, n^2 work for n flows."""
+        if not self._dirty:
+            reshare = self.env.event()
+            reshare.callbacks.append(self._reshare)
+            reshare.succeed()
+        self._dirty[group] = None
+
+    def _wake(self, group: _Group, generation: int, row: int, _event: simpy.Event):
+        if generation == group.generation:
+            # Its scheduled end: done, whatever rounding left in its bits.
+            group.bits[row] = 0.0
+            self._changed(group)
+
+    def _reshare(self, _event: simpy.Event):
+        """End the finished flows of the changed groups; share fairly among the rest."""
+        groups, self._dirty = list(self._dirty), {}
+        ended = []
+        for group in groups:
+            group.generation += 1
+            ended += self._end_finished(group)
+            group.add_new()
+            for part in self._split(group):
+                self._share(part)
+        for on_end in ended:
+            on_end()
+
+    def _end_finished(self, group: _Group) -> list[Callable[[], None]]:
+        """Drop the group's flows that are done by now; their on_end callbacks."""
+        group.advance(self.env.now)
+        done = group.bits <= group.rate * _DUST
+        if not done.any():
+            return []
+        rows = done.nonzero()[0]
+        for link in group.links[:, rows].ravel().tolist():
+            if link != NO_LINK:
+                self._users[link] -= 1
+                if not self._users[link]:
+                    self._group[link] = None
+        group.ended += len(rows)
+        on_end = [group.on_end.pop(i) for i in group.ids[rows].tolist()]
+        if len(group):  # else the group is dropped whole
+            group.take(~done)
+        return on_end
+
+    def _split(self, group: _Group) -> list[_Group]:
+        """The group, or its connected parts once half its flows ended since the last check."""
+        if 2 * group.ended < len(group) or len(group) < 2:
+            return [group] if len(group) else []
+        group.ended = 0
+        labels = connected(group.links, len(self.capacity))
+        first = labels == labels[0]
+        if first.all():
+            return [group]
+        parts = [group]
+        for label in np.unique(labels[~first]).tolist():
+            rows = labels == label
+            part = _Group(self.width, group.t)
+            part.links = group.links.compress(rows, axis=1)
+            part.bits, part.rate, part.ids = group.bits[rows], group.rate[rows], group.ids[rows]
+            part.on_end = {i: group.on_end.pop(i) for i in part.ids.tolist()}
+            for link in np.unique(part.links).tolist():
+                if link != NO_LINK:
+                    self._group[link] = part
+            parts.append(part)
+        group.take(first)
+        return parts
+
+    def _share(self, group: _Group):
+        """Set the group's max-min rates and schedule its earliest end."""
+        group.rate = max_min(group.links, self.capacity)
+        left = group.bits / group.rate
+        row = int(left.argmin())
+        wake = self.env.timeout(float(left[row]))
+        wake.callbacks.append(partial(self._wake, group, group.generation, row))
+
+
+def max_min(links: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """Max-min fair rates of flows through links of these capacities: links[:, i] are the
+    link ids of flow i (a column, so that per-flow minima run over contiguous rows)."""
+    if links.shape[1] == 1:  # often so, and worth a shortcut: its tightest link
+        return capacity[links[:, 0]].min(keepdims=True)
+    spare = capacity.copy()
+    count = np.bincount(links.ravel(), minlength=len(capacity))
+    rate = np.empty(links.shape[1])
+    todo = np.arange(links.shape[1])  # flows not yet frozen; links keeps only theirs
+    while True:
+        share = spare[links] / count[links]
+        tightest = share.min(axis=0)
+        # A link is a bottleneck unless one of its flows has a tighter link elsewhere.
+        loose = np.zeros(len(capacity), dtype=bool)
+        loose[links[share > tightest]] = True
+        frozen = ~loose[links].all(axis=0)
+        if frozen.all():
+            rate[todo] = tightest
+            return rate
+        rate[todo[frozen]] = tightest[frozen]
+        gone = links.compress(frozen, axis=1)
+        shares = np.concatenate([tightest[frozen]] * len(gone))  # each row of gone
+        spare -= np.bincount(gone.ravel(), shares, minlength=len(capacity))
+        count -= np.bincount(gone.ravel(), minlength=len(capacity))
+        todo, links = todo[~frozen], links.compress(~frozen, axis=1)
+
+
+def connected(links: np.ndarray, n_links: int) -> np.ndarray:
+    """Label each flow (column of link ids) with the smallest flow connected to it by links."""
+    label = np.arange(links.shape[1])
+    while True:
+        smallest = np.full(n_links, links.shape[1])
+        np.minimum.at(smallest, links.ravel(), np.tile(label, len(links)))
+        smallest[NO_LINK] = links.shape[1]  # a missing link connects nothing
+        new = smallest[links].min(axis=0)
+        if np.array_equal(new, label):
+            return label
+        label = new

@@ -1,0 +1,125 @@
+"""Max-min sharing against straightforward references: rates, groups, and whole runs."""
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+import simpy
+
+from netsim.maxmin import NO_LINK, MaxMin, connected, max_min
+
+
+def progressive_filling(flows: list[tuple[int, ...]], capacity: list[float]) -> list[float]:
+    """Textbook progressive filling: the link with the smallest fair share fills first and
+    freezes its flows at that share; repeat with what is left."""
+    rate: list[float | None] = [None] * len(flows)
+    spare = list(capacity)
+    while None in rate:
+        count = Counter(link for r, f in zip(rate, flows, strict=True) if r is None for link in f)
+        share, tightest = min((spare[link] / n, link) for link, n in count.items())
+        for i, links in enumerate(flows):
+            if rate[i] is None and tightest in links:
+                rate[i] = share
+                for link in links:
+                    spare[link] -= share
+    return rate
+
+
+def random_flows(rng: np.random.Generator, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flows through width distinct links each (maybe NO_LINK last); capacities with ties."""
+    n_links = int(rng.integers(3, 40))
+    levels = rng.choice([1.0, 2.5, 3.0, 10.0, 1e3], n_links)
+    capacity = np.concatenate([[math.inf], levels if rng.random() < 0.5 else rng.random(n_links)])
+    n_flows = int(rng.integers(1, 120))
+    links = np.array(
+        [rng.choice(np.arange(1, n_links + 1), width, replace=False) for _ in range(n_flows)]
+    )
+    if width == 3:
+        links[rng.random(n_flows) < 0.5, 2] = NO_LINK
+    return links.T.copy(), capacity
+
+
+@pytest.mark.parametrize("width", [2, 3])
+@pytest.mark.parametrize("seed", range(40))
+def test_max_min_equals_progressive_filling(seed, width):
+    links, capacity = random_flows(np.random.default_rng(seed), width)
+    expected = progressive_filling([tuple(f) for f in links.T.tolist()], capacity.tolist())
+    assert max_min(links, capacity).tolist() == pytest.approx(expected, rel=1e-9)
+
+
+def test_max_min_of_a_parameter_server_is_one_round_of_equal_shares():
+    n = 1000
+    capacity = np.array([math.inf] + [1e9] * (n + 1))
+    links = np.array([np.arange(1, n + 1), np.full(n, n + 1)])
+    assert (max_min(links, capacity) == 1e6).all()
+
+
+def components(links: np.ndarray) -> list[int]:
+    """Union-find over flows sharing a link; each flow's label is its smallest member."""
+    parent = list(range(links.shape[1]))
+
+    def root(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    first = {}
+    for i, flow in enumerate(links.T.tolist()):
+        for link in flow:
+            if link != NO_LINK:
+                j = first.setdefault(link, i)
+                a, b = sorted((root(i), root(j)))
+                parent[b] = a
+    return [root(i) for i in range(links.shape[1])]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_connected_labels_components(seed):
+    links, capacity = random_flows(np.random.default_rng(seed), 3)
+    assert connected(links, len(capacity)).tolist() == components(links)
+
+
+def fluid(starts: list[tuple[float, tuple[int, ...], float]], capacity: list[float]) -> list[float]:
+    """End times of flows (start, links, bits), by brute force: every rate recomputed over all
+    flows at every start and end."""
+    t, bits, ends = 0.0, {}, [math.nan] * len(starts)
+    order = sorted(range(len(starts)), key=lambda i: starts[i][0])
+    while order or bits:
+        active = list(bits)
+        rates = progressive_filling([starts[i][1] for i in active], capacity) if active else []
+        left = {i: bits[i] / r for i, r in zip(active, rates, strict=True)}
+        t_next = min([t + s for s in left.values()] + [starts[order[0]][0] for _ in order[:1]])
+        for i, r in zip(active, rates, strict=True):
+            bits[i] -= r * (t_next - t)
+            if left[i] - (t_next - t) < 1e-9:
+                ends[i] = t_next
+                del bits[i]
+        t = t_next
+        while order and starts[order[0]][0] == t:
+            i = order.pop(0)
+            bits[i] = starts[i][2]
+    return ends
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_flows_end_when_a_brute_force_fluid_model_says(seed):
+    # Random starts on a few links: groups merge as flows join and split as they leave.
+    rng = np.random.default_rng(seed)
+    n_links, width = int(rng.integers(3, 50)), int(rng.integers(2, 4))
+    capacity = [math.inf] + rng.choice([1.0, 2.0, 5.0], n_links).tolist()
+    starts = []
+    for _ in range(int(rng.integers(1, 60))):
+        links = tuple(rng.choice(np.arange(1, n_links + 1), width, replace=False).tolist())
+        starts.append((float(rng.choice([0.0, 0.5, 1.0, rng.random() * 3])), links, rng.random()))
+    env = simpy.Environment()
+    sharing = MaxMin(env, capacity, width)
+    ends = [math.nan] * len(starts)
+
+    def start(i, _event):
+        sharing.start(starts[i][1], starts[i][2], lambda: ends.__setitem__(i, env.now))
+
+    for i, (t, _, _) in enumerate(starts):
+        env.timeout(t).callbacks.append(lambda event, i=i: start(i, event))
+    env.run()
+    assert ends == pytest.approx(fluid(starts, capacity), rel=1e-9)
