@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netsim.population import bind
+from netsim.population import bind, view
 
 MODES = ("auto", "loop", "stacked", "vmap")
 _CHAIN_LAYERS = (nn.Flatten, nn.Linear, nn.ReLU, nn.Identity)
@@ -335,12 +335,11 @@ class Steps:
     def _vmapped(self, params, grads, inputs, targets) -> torch.Tensor:
         if self._vmap is None:
             self._vmap = _vmap_step(self._template, self.sim.loss_fn)
-        k = params.shape[0]
         segments = list(zip(self._template.named_parameters(), self.sim.segments, strict=True))
-        split = {name: params[:, a:b].view(k, *p.shape) for (name, p), (a, b) in segments}
+        split = {name: view(params[:, a:b], p.shape) for (name, p), (a, b) in segments}
         per_layer, losses = self._vmap(split, inputs, targets)
-        for (name, _), (a, b) in segments:
-            grads[:, a:b].copy_(per_layer[name].reshape(k, -1))
+        for (name, p), (a, b) in segments:
+            view(grads[:, a:b], p.shape).copy_(per_layer[name])
         return losses.detach()
 
     def forward(self, P: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
@@ -350,9 +349,8 @@ class Steps:
             return stacked_forward(self._layers, P, inputs)
         from torch.func import functional_call, vmap
 
-        k = P.shape[0]
         split = {
-            name: P[:, a:b].view(k, *p.shape)
+            name: view(P[:, a:b], p.shape)
             for (name, p), (a, b) in zip(
                 self._template.named_parameters(), self.sim.segments, strict=True
             )

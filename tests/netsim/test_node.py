@@ -117,6 +117,34 @@ def test_batchnorm_statistics_live_in_the_buffer_population():
     assert torch.equal(module[1].running_mean, B[1, :2])
 
 
+def test_a_bound_cnn_computes_what_its_template_does_with_channels_last_weights():
+    import copy
+
+    import torch.nn.functional as F
+
+    import models
+    from netsim.population import bind, flat, flatten, view
+
+    torch.manual_seed(0)
+    template = models.build("small_cnn", in_channels=1, image_size=8, num_classes=3)
+    module = copy.deepcopy(template)
+    x = flatten(template)
+    g = torch.zeros_like(x)
+    bind(module, x, g)
+    conv = module.features[3].weight  # 32 x 16 x 3 x 3
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert conv.data_ptr() - x.data_ptr() == 4 * (16 * 9 + 16)  # its segment, after conv1's
+    inputs, targets = torch.randn(5, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1])
+    for net in (template, module):
+        F.cross_entropy(net(inputs), targets).backward()
+    expected = torch.cat([flat(p.grad) for p in template.parameters()])
+    torch.testing.assert_close(g, expected)
+    for p, q in zip(template.parameters(), module.parameters(), strict=True):
+        assert torch.equal(p, q) and torch.equal(view(flat(p), p.shape), p)
+    # a row in the layout is not the plain concatenation: the order is part of the format
+    assert not torch.equal(x, torch.cat([p.detach().reshape(-1) for p in template.parameters()]))
+
+
 def test_cosine_schedule_follows_the_steps_every_worker_reached(simulate):
     from netsim.algorithms import SGD
 
