@@ -19,11 +19,13 @@ How the pending steps are computed (``Settings.execution``):
   pass. When the run's optimizer is plain SGD at a constant rate and the steps end at the
   instant they are computed (equal step times), the update is applied inside the
   weight-gradient products (x <- x - lr g in the same pass), and no gradient is stored;
+- ``grouped``: for chains of Conv2d, ReLU and MaxPool2d, then Flatten and Linear layers, the
+  pending nodes' networks as one network of grouped convolutions (see netsim/grouped.py);
 - ``vmap``: any model without buffers, through ``torch.func.vmap`` of the per-node gradient;
 - ``auto``: a short calibration times the candidates on scratch copies of the rows and keeps
   the fastest, leaving ``loop`` only for a clear (10%) gain, so the choice is stable. On CPU
-  the candidates are loop and stacked (vmap loses to the loop for convolutions there); on
-  CUDA vmap as well. It runs once per process and workload, so the runs of an experiment
+  the candidates are loop, stacked and grouped (vmap loses to the loop for convolutions
+  there); on CUDA vmap as well. It runs once per process and workload, so the runs of an experiment
   share one choice, which is written to config.json (the timings to summary.json).
 
 All modes give the same gradients and losses up to float rounding (tests pin this).
@@ -40,9 +42,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from netsim.grouped import conv_chain, grouped_forward, grouped_step
 from netsim.population import bind, view
 
-MODES = ("auto", "loop", "stacked", "vmap")
+MODES = ("auto", "loop", "stacked", "grouped", "vmap")
+_NEEDS = {
+    "stacked": "it is not a chain of Flatten, Linear and ReLU layers",
+    "grouped": "it is not a chain of Conv2d, ReLU and MaxPool2d, then Flatten and Linear layers",
+    "vmap": "its loss is not one vmap can batch",
+    "loop": "",
+}
 _CHAIN_LAYERS = (nn.Flatten, nn.Linear, nn.ReLU, nn.Identity)
 _BLOCK, _GATHER = 16, 64  # rows: a run this long is used in place; gathers go this far
 _CALIBRATED: dict[tuple, tuple[str, dict[str, float]]] = {}
@@ -186,24 +195,24 @@ class Steps:
         plain = settings.momentum == 0 and settings.lr_schedule == "constant"
         self._fused_lr = settings.lr if plain else None
         self._fused_decay = settings.weight_decay
-        self._layers = self._verified_chain()
         self._has_buffers = any(True for _ in self._template.buffers())
         self._vmap = None
         self.candidates = ["loop"]
+        self._layers = self._convs = None
         if not self._has_buffers:
-            stackable = self._layers is not None and sim.loss_fn is F.cross_entropy
-            self.candidates += (["stacked"] if stackable else []) + ["vmap"]
+            if sim.loss_fn is F.cross_entropy:
+                self._layers = self._verified(chain(self._template), stacked_forward)
+                self._convs = self._verified(conv_chain(self._template), grouped_forward)
+            self.candidates += ["stacked"] if self._layers is not None else []
+            self.candidates += ["grouped"] if self._convs is not None else []
+            self.candidates += ["vmap"]
         possible = list(self.candidates)
         if "vmap" in self.candidates and not sim.X.is_cuda:
             # on CPU vmap loses to the loop for convolutions and to the stacked products for
             # chains (its tracing costs a second as well), so auto times it on CUDA only
             self.candidates.remove("vmap")
-        if mode in ("stacked", "vmap") and mode not in possible:
-            why = (
-                "it has buffers (BatchNorm)"
-                if self._has_buffers
-                else "it is not a chain of Flatten, Linear and ReLU layers"
-            )
+        if mode != "auto" and mode not in possible:
+            why = "it has buffers (BatchNorm)" if self._has_buffers else _NEEDS[mode]
             raise ExecutionError(
                 f"execution={mode!r} cannot run model {sim.settings.model!r}: {why}; "
                 "use execution='loop' or 'auto'"
@@ -317,6 +326,8 @@ class Steps:
             return
         if self.mode == "stacked":
             losses = stacked_step(self._layers, params, grads, inputs, targets)
+        elif self.mode == "grouped":
+            losses = grouped_step(self._convs, params, grads, inputs, targets)
         else:
             losses = self._vmapped(params, grads, inputs, targets)
         if not contiguous:
@@ -347,6 +358,8 @@ class Steps:
         the batched kernel of this engine's mode (evaluation uses it; no gradients)."""
         if self.mode == "stacked":
             return stacked_forward(self._layers, P, inputs)
+        if self.mode == "grouped":
+            return grouped_forward(self._convs, P, inputs)
         from torch.func import functional_call, vmap
 
         split = {
@@ -366,15 +379,18 @@ class Steps:
                 sim.G[t.node].add_(sim.X[t.node] - anchor, alpha=mu)
 
     # -- choosing a mode ---------------------------------------------------------------
-    def _verified_chain(self) -> list[nn.Module] | None:
-        layers = chain(self._template)
+    def _verified(self, layers: list[nn.Module] | None, forward) -> list[nn.Module] | None:
+        """layers if the batched forward over them computes what the model does, else None."""
         if layers is None:
             return None
         sim = self.sim
         x0 = sim.X[0:1]
         probe = sim.x_train[: min(4, len(sim.x_train))]
         with torch.no_grad():
-            mine = stacked_forward(layers, x0, probe.unsqueeze(0))[0]
+            try:
+                mine = forward(layers, x0, probe.unsqueeze(0))[0]
+            except RuntimeError:  # shapes the kernel cannot take
+                return None
             theirs = _view_module(self._template, sim.X[0], None, sim.B[0])(probe)
         return layers if torch.allclose(mine, theirs, rtol=1e-4, atol=1e-5) else None
 

@@ -17,6 +17,7 @@ import networkx as nx
 
 import models
 from netsim.compute import Compute
+from netsim.execution import MODES
 from netsim.network import Network
 from topologies import graphs
 
@@ -113,9 +114,9 @@ class Settings:
                 f"eval_nodes is how many workers to evaluate alone, 0..{self.workers}, "
                 f"got {self.eval_nodes!r}"
             )
-        if self.execution not in ("auto", "loop", "stacked", "vmap"):
+        if self.execution not in MODES:
             raise ConfigError(
-                f"execution is 'auto', 'loop', 'stacked' or 'vmap', got {self.execution!r}"
+                f"execution is one of {', '.join(map(repr, MODES))}, got {self.execution!r}"
             )
         if isinstance(self.eval_every, int) and self.eval_every < 1:
             raise ConfigError("eval_every must be >= 1 step")

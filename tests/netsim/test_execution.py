@@ -9,10 +9,18 @@ import torch
 from netsim import Compute, Network
 from netsim.algorithms import DPSGD, ops
 from netsim.execution import ExecutionError, Ticket, chain
+from netsim.grouped import conv_chain
 from netsim.population import SGD
 
 FAST = Network(bandwidth=1e15)
-CASES = [("mlp1", "stacked"), ("logistic", "stacked"), ("mlp", "stacked"), ("small_cnn", "vmap")]
+CASES = [
+    ("mlp1", "stacked"),
+    ("logistic", "stacked"),
+    ("mlp", "stacked"),
+    ("small_cnn", "vmap"),
+    ("small_cnn", "grouped"),
+    ("mcmahan_cnn", "grouped"),
+]
 
 
 def _gradients(make, model, mode, rows):
@@ -49,6 +57,8 @@ def test_batched_modes_give_the_gradients_of_the_loop(make, model, mode, rows):
         ("mlp1", "stacked", 0.9, 0.3),  # unequal steps: partial flushes
         ("mlp1", "stacked", 0.0, 0.0),  # plain SGD, steps ending together: fused updates
         ("small_cnn", "vmap", 0.9, 0.3),
+        ("small_cnn", "grouped", 0.9, 0.3),
+        ("small_cnn", "grouped", 0.0, 0.0),
     ],
 )
 def test_a_whole_run_in_a_batched_mode_matches_the_loop(simulate, model, mode, momentum, jitter):
@@ -66,7 +76,7 @@ def test_a_whole_run_in_a_batched_mode_matches_the_loop(simulate, model, mode, m
     batched, summary = simulate(DPSGD(local_steps=2), execution=mode, **common)
     assert summary["execution"]["mode"] == mode
     assert summary["execution"]["steps_per_flush"] > 1
-    assert (summary["execution"]["fused_steps"] == 6 * 6) == (momentum == 0)
+    assert (summary["execution"]["fused_steps"] == 6 * 6) == (momentum == 0 and mode == "stacked")
     torch.testing.assert_close(batched.X, loop.X, rtol=1e-4, atol=1e-5)
 
 
@@ -118,6 +128,8 @@ def test_a_write_mid_step_comes_after_the_gradient_as_with_eager_steps(tmp_path)
 def test_forcing_a_batched_mode_on_a_model_it_cannot_run_says_so(make):
     with pytest.raises(ExecutionError, match="execution='stacked' cannot run model 'small_cnn'"):
         make(model="small_cnn", execution="stacked")
+    with pytest.raises(ExecutionError, match="execution='grouped' cannot run model 'mlp1'"):
+        make(model="mlp1", execution="grouped")
 
 
 def test_auto_picks_one_of_the_candidates_and_records_it(simulate):
@@ -129,9 +141,26 @@ def test_auto_picks_one_of_the_candidates_and_records_it(simulate):
 
 
 def test_chain_detection():
-    assert chain(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))) is not None
-    assert chain(torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3))) is None
-    assert chain(torch.nn.Sequential(torch.nn.ReLU())) is None
+    nn = torch.nn
+    assert chain(nn.Sequential(nn.Flatten(), nn.Linear(4, 2))) is not None
+    assert chain(nn.Sequential(nn.Conv2d(1, 1, 3))) is None
+    assert chain(nn.Sequential(nn.ReLU())) is None
+    conv = [nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 2)]
+    assert conv_chain(nn.Sequential(*conv)) is not None
+    assert conv_chain(nn.Sequential(*conv[3:])) is None  # no convolution: stacked's
+    assert conv_chain(nn.Sequential(*conv[:3])) is None  # no Flatten and Linear
+    assert conv_chain(nn.Sequential(*conv[:3], nn.BatchNorm2d(2), *conv[3:])) is None
+    assert conv_chain(nn.Sequential(*conv[:4], nn.Conv2d(2, 2, 1), *conv[4:])) is None
+
+
+@pytest.mark.parametrize("model", ["small_cnn", "mcmahan_cnn", "femnist_cnn", "cifar_cnn"])
+def test_the_grouped_kernel_takes_the_chains_of_the_model_zoo(model):
+    import models
+
+    shape = {"in_channels": 1, "num_classes": 10, "image_size": 28}
+    if model == "cifar_cnn":
+        shape = {"in_channels": 3, "num_classes": 10, "image_size": 32}
+    assert conv_chain(models.build(model, **shape)) is not None
 
 
 @pytest.mark.parametrize(
@@ -186,7 +215,9 @@ def test_a_model_sent_to_several_peers_is_copied_once_and_never_changes(simulate
     assert torch.equal(later.x, sim.X[0])
 
 
-@pytest.mark.parametrize(("model", "mode"), [("mlp1", "stacked"), ("small_cnn", "vmap")])
+@pytest.mark.parametrize(
+    ("model", "mode"), [("mlp1", "stacked"), ("small_cnn", "vmap"), ("small_cnn", "grouped")]
+)
 def test_evaluating_many_models_batched_equals_one_at_a_time(make, model, mode):
     sim = make(model=model, execution=mode)
     torch.manual_seed(2)
