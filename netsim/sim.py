@@ -7,6 +7,7 @@ unchanged and mixing across nodes is plain tensor algebra on X.
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from pathlib import Path
@@ -241,6 +242,12 @@ class Simulation:
     def run(self) -> dict:
         started = time.perf_counter()
         until = self.start()
+        # Objects alive now (torch's ~200,000 among them) live through the run: keep Python's
+        # collector from rescanning them at every full collection, a fifth of the time of
+        # message-heavy runs. Unfrozen at the end unless the caller had frozen first.
+        frozen = gc.get_freeze_count() == 0
+        if frozen:
+            gc.freeze()
         try:
             self.env.run(until=until)
         except RuntimeError as exc:
@@ -256,6 +263,8 @@ class Simulation:
             raise
         finally:
             self.progress.close()
+            if frozen:
+                gc.unfreeze()
         self.evaluate("test")
         summary = self.recorder.summary(
             self.name,

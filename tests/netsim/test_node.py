@@ -154,3 +154,25 @@ def test_cosine_schedule_follows_the_steps_every_worker_reached(simulate):
     assert sim.lr() == pytest.approx(0.1)
     sim.recorder.steps_reached = lambda: 0
     assert sim.lr() == pytest.approx(0.2)
+
+
+def test_the_collector_is_frozen_during_a_run_and_left_as_it_was(simulate):
+    import gc
+
+    from netsim.algorithms import DPSGD
+
+    seen = []
+
+    class Watching(DPSGD):
+        async def worker(self, node):
+            seen.append(gc.get_freeze_count())
+            await super().worker(node)
+
+    simulate(Watching(), workers=2, steps=1, network=FAST)
+    assert seen and min(seen) > 0 and gc.get_freeze_count() == 0
+    gc.freeze()  # a caller that froze first keeps its frozen objects frozen
+    try:
+        simulate(DPSGD(), workers=2, steps=1, network=FAST)
+        assert gc.get_freeze_count() > 100_000  # not unfrozen (torch alone holds more)
+    finally:
+        gc.unfreeze()
