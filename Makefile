@@ -35,6 +35,9 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed data
 	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/network.py
+	$(PY) benchmarks/training.py
+	$(PY) benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) results *.egg-info
