@@ -36,6 +36,11 @@ class Dataset:
     """Images normalized per channel with the training set's mean and (population) std, or
     (user, item) pairs with their ratings (``task == "regress"``).
 
+    Images are held as their bytes (``raw_train``, ``raw_test``: uint8, a quarter of float32's
+    memory) and normalized where they are gathered, through a 256-entry table per channel
+    (``decode``), which gives exactly the floats a normalized copy would hold. ``x_train`` and
+    ``x_test`` are such a normalized copy, made on first use, for code that wants the floats.
+
     Data sets with users (LEAF's writers, MovieLens's raters) say which samples are whose:
     ``train_users[u]`` and ``test_users[u]`` index user u's samples, users in a fixed order,
     for ``partition(..., "per_user", users=train_users)`` and per-node evaluation. The
@@ -43,9 +48,9 @@ class Dataset:
     """
 
     name: str
-    x_train: torch.Tensor  # float32 (N, C, H, W), or int64 (N, 2) of (user, item)
+    raw_train: torch.Tensor  # uint8 (N, C, H, W) pixels, or int64 (N, 2) of (user, item)
     y_train: torch.Tensor  # int64 (N,) classes, or float32 (N,) ratings
-    x_test: torch.Tensor
+    raw_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int  # 0 for ratings
     task: str = "classify"
@@ -53,10 +58,45 @@ class Dataset:
     test_users: tuple[np.ndarray, ...] | None = None
     num_users: int = 0  # the embedding sizes of a ratings model
     num_items: int = 0
+    lut: torch.Tensor | None = None  # float32 (C, 256): a pixel byte's normalized value
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
+        return tuple(self.raw_train.shape[1:])
+
+    @functools.cached_property
+    def x_train(self) -> torch.Tensor:
+        """The training inputs as the model takes them (float32 images), all at once."""
+        return self._decoded(self.raw_train)
+
+    @functools.cached_property
+    def x_test(self) -> torch.Tensor:
+        return self._decoded(self.raw_test)
+
+    def decode(self, raw: torch.Tensor) -> torch.Tensor:
+        """Model inputs from stored rows (on the rows' device)."""
+        return decode(raw, self.lut)
+
+    def _decoded(self, raw: torch.Tensor) -> torch.Tensor:
+        if self.lut is None:
+            return raw
+        out = torch.empty(raw.shape, dtype=torch.float32)
+        for i in range(0, len(raw), _CHUNK):  # chunks bound the index temporaries' memory
+            out[i : i + _CHUNK] = self.decode(raw[i : i + _CHUNK])
+        return out
+
+
+def decode(raw: torch.Tensor, lut: torch.Tensor | None) -> torch.Tensor:
+    """Rows (..., C, H, W) of pixel bytes as float32 through lut (C, 256); other rows as they
+    are (lut None)."""
+    if lut is None:
+        return raw
+    lut = lut.to(raw.device)
+    index = raw.long()
+    if lut.shape[0] > 1:  # channel c reads entries 256 c .. 256 c + 255
+        offsets = torch.arange(0, 256 * lut.shape[0], 256, device=raw.device)
+        index += offsets.view(-1, 1, 1)
+    return lut.view(-1)[index]
 
 
 _SPLIT_SEED = 20220603  # fixed: MovieLens's per-user train/test split is the same everywhere
@@ -128,7 +168,8 @@ _CHUNK = 4096  # images per slice when normalizing (bincount widens bytes to 8-b
 def _dataset(
     name, num_classes, x_train, y_train, x_test, y_test, train_counts=None, test_counts=None
 ) -> Dataset:
-    """Normalize uint8 (N, C, H, W) images to float32 with the train set's statistics.
+    """uint8 (N, C, H, W) images with the tables that normalize them by the train set's
+    statistics.
 
     With counts, the samples are grouped by user: the first ``train_counts[0]`` are user 0's,
     and so on (a test set may hold more samples after the last user's).
@@ -150,25 +191,23 @@ def _dataset(
             raise DataError(f"the {name} training images are constant: reinstall the data set")
         luts.append(((v - mean) / std).astype(np.float32))
 
-    def normalize(x: np.ndarray) -> torch.Tensor:
-        out = np.empty(x.shape, np.float32)
-        for c, lut in enumerate(luts):
-            for i in range(0, len(x), _CHUNK):  # chunks bound the temporaries' memory
-                out[i : i + _CHUNK, c] = lut[x[i : i + _CHUNK, c]]
-        return torch.from_numpy(out)
-
     def as_labels(y: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(y.astype(np.int64))
 
+    def as_bytes(x: np.ndarray) -> torch.Tensor:
+        x = np.ascontiguousarray(x, np.uint8)
+        return torch.from_numpy(x if x.flags.writeable else x.copy())  # torch wants writable
+
     return Dataset(
         name,
-        normalize(x_train),
+        as_bytes(x_train),
         as_labels(y_train),
-        normalize(x_test),
+        as_bytes(x_test),
         as_labels(y_test),
         num_classes,
         train_users=None if train_counts is None else _groups(train_counts),
         test_users=None if test_counts is None else _groups(test_counts),
+        lut=torch.from_numpy(np.stack(luts)),
     )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from netsim.data import decode
 from netsim.population import bind, flatten, flatten_buffers
 
 EVAL_BATCH = 500  # samples per forward pass: a CNN's activations stay near 50 MB
@@ -28,7 +29,9 @@ class Evaluator:
         self.b = flatten_buffers(self.module).to(self.x.device)
         bind(self.module, self.x, b=self.b)
         self.module.eval()
-        self.inputs, self.targets = dataset.x_test.to(device), dataset.y_test.to(device)
+        # stored rows (image bytes), normalized chunk by chunk as they are evaluated
+        self.inputs, self.targets = dataset.raw_test.to(device), dataset.y_test.to(device)
+        self.lut = None if dataset.lut is None else dataset.lut.to(device)
         # one fixed subset (same seed for every run) so that curves of different runs compare
         order = np.random.default_rng(0).permutation(len(self.targets))
         self.subset = torch.from_numpy(order[:subset_size]).to(device)
@@ -46,7 +49,7 @@ class Evaluator:
         targets = self.targets if idx is None else self.targets[idx]
         correct, total = 0, 0.0
         for start in range(0, len(targets), EVAL_BATCH):
-            out = self.module(inputs[start : start + EVAL_BATCH])
+            out = self.module(decode(inputs[start : start + EVAL_BATCH], self.lut))
             y = targets[start : start + EVAL_BATCH]
             if self.regress:
                 total += F.mse_loss(out, y, reduction="sum").item()
@@ -98,7 +101,7 @@ class Evaluator:
         for r, rows in enumerate(idx):
             padded[r, : len(rows)] = rows
             valid[r, : len(rows)] = True
-        out = engine.forward(X, self.inputs[padded])
+        out = engine.forward(X, decode(self.inputs[padded], self.lut))
         y = self.targets[padded]
         flat_out, flat_y = out.reshape(k * longest, *out.shape[2:]), y.reshape(k * longest)
         if self.regress:

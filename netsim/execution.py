@@ -385,7 +385,7 @@ class Steps:
             return None
         sim = self.sim
         x0 = sim.X[0:1]
-        probe = sim.x_train[: min(4, len(sim.x_train))]
+        probe = sim.dataset_train(torch.arange(min(4, len(sim.x_train))))[0]
         with torch.no_grad():
             try:
                 mine = forward(layers, x0, probe.unsqueeze(0))[0]

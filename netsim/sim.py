@@ -48,7 +48,9 @@ class Simulation:
         self.env = simpy.Environment()
         self.device = resolve_device(settings.device)
         self.dataset = datasets.load(settings.data, settings.data_root)
-        self.x_train = self.dataset.x_train.to(self.device)
+        # images as bytes, normalized where batches are gathered (data.Dataset)
+        self.x_train = self.dataset.raw_train.to(self.device)
+        self.lut = None if self.dataset.lut is None else self.dataset.lut.to(self.device)
         self.y_train = self.dataset.y_train.to(self.device)
         self.graph, roles = self.algorithm.layout(graph)
         self.roles = [r[0] for r in roles]
@@ -143,7 +145,7 @@ class Simulation:
 
     def dataset_train(self, idx: torch.Tensor):
         idx = idx.to(self.device)
-        return self.x_train[idx], self.y_train[idx]
+        return datasets.decode(self.x_train[idx], self.lut), self.y_train[idx]
 
     def budget_spent(self, node: Node) -> bool:
         if self.until is not None and self.env.now >= self.until:

@@ -113,6 +113,24 @@ def test_corrupt_gzip_names_the_file(tmp_path, tiny):
         load("fashion_mnist", root=str(tmp_path))
 
 
+@pytest.mark.parametrize("name", ["synthetic_fmnist", "synthetic_cifar10"])
+def test_images_are_held_as_bytes_and_decoded_exactly_where_gathered(name):
+    ds = load(name)
+    assert ds.raw_train.dtype == torch.uint8 and ds.input_shape == tuple(ds.raw_train.shape[1:])
+    idx = torch.tensor([5, 0, 17, 3])
+    decoded = ds.decode(ds.raw_train[idx])
+    assert decoded.dtype == torch.float32 and torch.equal(decoded, ds.x_train[idx])
+    channels = ds.x_train.transpose(0, 1).reshape(ds.input_shape[0], -1).double()
+    assert torch.allclose(channels.mean(1), torch.zeros(len(channels)).double(), atol=1e-4)
+    assert torch.allclose(
+        channels.std(1, unbiased=False), torch.ones(len(channels)).double(), atol=1e-4
+    )
+    # channel c's bytes go through channel c's table
+    pixel = ds.raw_train[0, :, 0, 0].long()
+    expected = ds.lut[torch.arange(len(pixel)), pixel]
+    assert torch.equal(ds.decode(ds.raw_train[:1])[0, :, 0, 0], expected)
+
+
 def test_unknown_dataset_lists_known_names():
     with pytest.raises(DataError, match="fashion_mnist, synthetic_fmnist"):
         load("imagenet")
