@@ -52,7 +52,14 @@ def grouped_forward(layers: list[nn.Module], P: torch.Tensor, inputs: torch.Tens
     h = inputs.transpose(0, 1).reshape(b, k * inputs.shape[2], *inputs.shape[3:])
     h = h.contiguous(memory_format=_CL)
     offset = 0
-    for layer in layers:
+    pending_relu = False  # a ReLU just before a MaxPool2d goes after it (see below)
+    for position, layer in enumerate(layers):
+        if isinstance(layer, nn.ReLU) and isinstance(_next(layers, position), nn.MaxPool2d):
+            # max(relu(a)) == relu(max(a)) exactly, gradients included (the pooled element is
+            # the same unless the window is all <= 0, when both give zero gradient): the ReLU
+            # then runs on a quarter of the elements, and fully in place
+            pending_relu = True
+            continue
         if isinstance(layer, nn.Conv2d):
             out, into, kh, kw = layer.weight.shape
             n = out * into * kh * kw
@@ -73,6 +80,8 @@ def grouped_forward(layers: list[nn.Module], P: torch.Tensor, inputs: torch.Tens
                 layer.dilation,
                 ceil_mode=layer.ceil_mode,
             )
+            if pending_relu:
+                h, pending_relu = torch.relu_(h), False
         elif isinstance(layer, nn.ReLU):
             h = torch.relu(h)
         elif isinstance(layer, nn.Flatten):  # each node's (C, H, W) in the usual order
@@ -88,6 +97,14 @@ def grouped_forward(layers: list[nn.Module], P: torch.Tensor, inputs: torch.Tens
             else:
                 h = torch.bmm(h, w.transpose(1, 2))
     return h
+
+
+def _next(layers: list[nn.Module], position: int) -> nn.Module | None:
+    """The next layer that computes something (Identity skipped)."""
+    for layer in layers[position + 1 :]:
+        if not isinstance(layer, nn.Identity):
+            return layer
+    return None
 
 
 def grouped_step(layers, P, G, inputs, targets) -> torch.Tensor:
