@@ -18,7 +18,7 @@ from netsim.data import decode
 from netsim.population import bind, flatten, flatten_buffers
 
 EVAL_BATCH = 500  # samples per forward pass: a CNN's activations stay near 50 MB
-_EVAL_FLOATS = 16 * 2**20  # input floats gathered at once when evaluating many models (64 MB)
+_EVAL_FLOATS = 16 * 2**20  # activation floats of one batched forward over many models (64 MB)
 
 
 class Evaluator:
@@ -35,6 +35,25 @@ class Evaluator:
         # one fixed subset (same seed for every run) so that curves of different runs compare
         order = np.random.default_rng(0).permutation(len(self.targets))
         self.subset = torch.from_numpy(order[:subset_size]).to(device)
+        self.width = self._widest()
+
+    @torch.inference_mode()
+    def _widest(self) -> int:
+        """Floats per sample of the model's widest activation, its input included: what
+        bounds the memory of a forward pass over many samples."""
+        widths = [self.inputs[0].numel()]
+        hooks = [
+            m.register_forward_hook(lambda _m, _a, out: widths.append(out[0].numel()))
+            for m in self.module.modules()
+            if not list(m.children())
+        ]
+        try:
+            if len(self.inputs):
+                self.module(decode(self.inputs[:1], self.lut))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return max(widths)
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor, b: torch.Tensor, which) -> tuple[float, float, int]:
@@ -66,17 +85,22 @@ class Evaluator:
         """[(accuracy, loss, samples)] of the models in the rows of X, model r on which[r]
         ("subset", "test" or a tensor of test indices).
 
-        With an engine computing steps batched (stacked or vmap), the models go through its
-        batched forward, as many at a time as keep the gathered inputs near 64 MB; samples
-        are padded per chunk to the longest set and masked out of the sums.
+        With an engine computing steps batched (stacked, grouped or vmap), the models go
+        through its batched forward, as many at a time as keep the widest activation near
+        64 MB; samples are padded per chunk to the longest set and masked out of the sums. A
+        model whose samples alone exceed that goes alone, EVAL_BATCH samples at a time.
         """
         if engine is None or engine.mode == "loop" or B.shape[1]:
             return [self(X[r], B[r], w) for r, w in enumerate(which)]
         idx = [self._indices(w) for w in which]
-        per_sample = self.inputs[0].numel()
+        per_sample = self.width
         out = []
         start = 0
         while start < len(idx):
+            if len(idx[start]) * per_sample > _EVAL_FLOATS:
+                out.append(self(X[start], B[start], which[start]))
+                start += 1
+                continue
             longest, end = len(idx[start]), start + 1
             while end < len(idx):
                 longest2 = max(longest, len(idx[end]))

@@ -218,7 +218,10 @@ def test_a_model_sent_to_several_peers_is_copied_once_and_never_changes(simulate
 @pytest.mark.parametrize(
     ("model", "mode"), [("mlp1", "stacked"), ("small_cnn", "vmap"), ("small_cnn", "grouped")]
 )
-def test_evaluating_many_models_batched_equals_one_at_a_time(make, model, mode):
+@pytest.mark.parametrize("limit", [None, 20_000])  # a small limit: chunks, and models alone
+def test_evaluating_many_models_batched_equals_one_at_a_time(make, model, mode, limit, monkeypatch):
+    if limit is not None:
+        monkeypatch.setattr("netsim.evaluation._EVAL_FLOATS", limit)
     sim = make(model=model, execution=mode)
     torch.manual_seed(2)
     sim.X.add_(torch.randn_like(sim.X), alpha=0.05)
@@ -263,3 +266,9 @@ def test_masked_average_in_place_equals_the_copying_one():
         mine = x.clone()
         assert masked_average_(mine, 0.5, received) is mine
         torch.testing.assert_close(mine, expected)
+
+
+def test_the_evaluator_knows_the_widest_activation_per_sample(make):
+    # small_cnn on 28 x 28 images: its first convolution has 16 channels of 28 x 28
+    assert make(model="small_cnn").evaluator.width == 16 * 28 * 28
+    assert make(model="mlp1").evaluator.width == 784
