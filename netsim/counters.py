@@ -68,11 +68,8 @@ class Counters:
         """Count msg, delivered or dropped (msg.drop_reason)."""
         key = (msg.src, msg.dst, msg.kind, msg.drop_reason)
         messages, data, metadata = self._counts.get(key, (0, 0, 0))
-        self._counts[key] = (
-            messages + 1,
-            data + msg.data_bytes,
-            metadata + msg.size - msg.data_bytes,
-        )
+        size, data_bytes = msg.size, msg.data_bytes
+        self._counts[key] = (messages + 1, data + data_bytes, metadata + size - data_bytes)
 
     def _view(self, part: Callable[[tuple], Any], reasons: tuple[str, ...]) -> dict:
         """Tallies summed by part(src, dst, kind, reason), over the given drop reasons."""

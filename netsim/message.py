@@ -11,9 +11,11 @@ travel as the Python scalar they hold) plus two extension types:
 where raw is the C-contiguous CPU data in native byte order. The data bytes travel inside
 the extension, so no user map or string can be mistaken for a tensor.
 
-In simulation nothing is encoded: `Message.size` packs the message with every tensor's raw
-bytes left out and adds them back arithmetically, which is exact because only the length
-field of an extension header depends on the data length.
+In simulation nothing is encoded: `Message.size` adds up the msgpack lengths of the fields
+in Python, a tensor's from its dtype and shape (cached), which is exact because only the
+length field of an extension header depends on the data length. Values of other types than
+those of a usual payload (None, bool, int, float, str, dict, list, tuple, tensor) are left to
+msgpack: the message is then packed with every raw data block left out and added back.
 """
 
 import math
@@ -48,12 +50,12 @@ class Message:
     drop_reason: str = ""
 
     def __post_init__(self):
-        for name in self.payload:
-            if name in _RESERVED:
-                raise MessageError(
-                    f"payload field {name!r} of a {self.kind!r} message hides Message.{name}; "
-                    "rename it"
-                )
+        if _RESERVED.isdisjoint(self.payload):  # one call, not a loop, for every message
+            return
+        name = next(name for name in self.payload if name in _RESERVED)
+        raise MessageError(
+            f"payload field {name!r} of a {self.kind!r} message hides Message.{name}; rename it"
+        )
 
     def __getattr__(self, name):
         # Read __dict__ directly: copy and pickle probe attributes before payload exists.
@@ -82,6 +84,15 @@ class Message:
     _sizes: ClassVar[tuple[int, int] | None] = None
 
     def _measure(self) -> tuple[int, int]:
+        data = []
+        try:
+            size = _FIELD_NAMES + _sized(self.src, data, 0) + _sized(self.dst, data, 0)
+            size += _sized(self.kind, data, 0) + _sized(self.payload, data, 0)
+        except _Unsized:
+            return self._pack_measure()
+        return size, sum(data)
+
+    def _pack_measure(self) -> tuple[int, int]:
         data = extra = 0
 
         def measure(code: int, head: bytes, value) -> None:
@@ -95,6 +106,79 @@ class Message:
 
 
 _RESERVED = frozenset(f.name for f in fields(Message)) | {"size", "data_bytes", "_sizes"}
+
+
+# The map header and the four field names of the wire map, all fixstr.
+_FIELD_NAMES = 1 + sum(1 + len(name) for name in ("src", "dst", "kind", "payload"))
+_NEST_LIMIT = 32  # containers deeper than this are left to msgpack and its own limit
+
+
+class _Unsized(Exception):
+    """A value _sized leaves to msgpack."""
+
+
+def _sized(value, data: list[int], depth: int) -> int:
+    """Bytes msgpack packs value into, for the types of a usual payload; appends the raw bytes
+    of each tensor to data. Raises _Unsized for any other type (numpy values, subclasses of
+    dict or int...), for ints and strs msgpack cannot pack, and for deep nesting."""
+    # One chain of exact type tests, commonest first: the fastest dispatch in Python.
+    kind = type(value)
+    if kind is str:
+        if value.isascii():
+            n = len(value)
+        else:
+            try:
+                n = len(value.encode())
+            except UnicodeEncodeError:  # a lone surrogate, which msgpack refuses
+                raise _Unsized from None
+        if n < 32:
+            return 1 + n
+        if n < 2**32:
+            return n + (2 if n < 2**8 else 3 if n < 2**16 else 5)
+        raise _Unsized  # too long for msgpack
+    if kind is int:
+        # fixint, then the smallest of (u)int 8, 16, 32, 64.
+        if -32 <= value < 128:
+            return 1
+        if -(2**7) <= value < 2**8:
+            return 2
+        if -(2**15) <= value < 2**16:
+            return 3
+        if -(2**31) <= value < 2**32:
+            return 5
+        if -(2**63) <= value < 2**64:
+            return 9
+        raise _Unsized  # too large for msgpack
+    if kind is float:
+        return 9  # always a double
+    if value is None or kind is bool:
+        return 1
+    if kind is dict or kind is list or kind is tuple:
+        n = len(value)
+        if depth == _NEST_LIMIT or n >= 2**32:
+            raise _Unsized
+        size, depth = (1 if n < 16 else 3 if n < 2**16 else 5), depth + 1
+        if kind is dict:
+            for key, item in value.items():
+                size += _sized(key, data, depth) + _sized(item, data, depth)
+        else:
+            for item in value:
+                size += _sized(item, data, depth)
+        return size
+    # isinstance on torch.Tensor is slow (a metaclass hook): only for subclasses (Parameter).
+    if kind is not torch.Tensor and not isinstance(value, torch.Tensor):
+        raise _Unsized
+    size, nbytes = _tensor_sizes(value.dtype, value.shape)
+    data.append(nbytes)
+    return size
+
+
+@lru_cache(maxsize=1024)
+def _tensor_sizes(dtype: torch.dtype, shape: torch.Size) -> tuple[int, int]:
+    """Wire bytes of a tensor's extension, and its raw bytes."""
+    head = _head(_TENSOR, dtype, shape)
+    nbytes = math.prod(shape) * dtype.itemsize
+    return _ext_header(len(head) + nbytes) + len(head) + nbytes, nbytes
 
 
 def encode(msg: Message) -> bytes:

@@ -1,4 +1,7 @@
+import collections
 import copy
+import enum
+import functools
 import math
 import pickle
 
@@ -115,6 +118,31 @@ def test_size_across_every_extension_header_length(n):
         assert msg.size == len(encode(msg))
 
 
+class Code(enum.IntEnum):
+    BIG = 300
+
+
+# Values at each msgpack length boundary, a tensor subclass, and values Message.size leaves to
+# msgpack to size.
+INTS = [
+    sign * 2**bits + d for bits in (5, 7, 8, 15, 16, 31, 32) for sign in (1, -1) for d in (-1, 0, 1)
+]
+STRS = ["a" * n for n in (31, 32, 255, 256, 65535, 65536)] + ["é" * 16, "€" * 11]
+CONTAINERS = [list(range(15)), list(range(16)), tuple(range(65536)), {str(i): i for i in range(16)}]
+LEFT_TO_MSGPACK = [np.float64(1.5), collections.OrderedDict(a=1), Code.BIG, bytearray(b"ab"), b"xy"]
+LEFT_TO_MSGPACK += [functools.reduce(lambda inner, _: [inner], range(40), 0)]  # 40 lists deep
+
+
+@pytest.mark.parametrize(
+    "value",
+    [*INTS, -(2**63), 2**63, 2**64 - 1, *STRS, *CONTAINERS, torch.nn.Parameter(torch.ones(3))]
+    + LEFT_TO_MSGPACK,
+)
+def test_size_at_every_length_boundary_and_for_values_left_to_msgpack(value):
+    msg = Message(0, 1, "x", {"v": value, "w": [value]})
+    assert msg.size == len(encode(msg))
+
+
 def test_size_does_not_serialise_tensor_bytes(monkeypatch):
     msg = Message(3, 4, "gossip", {"x": torch.randn(1000)})
     monkeypatch.setattr(torch.Tensor, "numpy", lambda self: pytest.fail("tensor was copied"))
@@ -179,10 +207,19 @@ def test_payload_field_that_hides_a_message_field_is_refused(name):
         Message(0, 1, "x", {name: 1})
 
 
-@pytest.mark.parametrize("value", [object(), {1, 2}, np.array([object()]), 1 + 2j])
+@pytest.mark.parametrize(
+    "value", [object(), {1, 2}, np.array([object()]), 1 + 2j, 2**64, -(2**63) - 1]
+)
 def test_unsendable_value_raises_one_line(value):
     msg = Message(0, 1, "x", {"v": value})
     for measure in (lambda: msg.size, lambda: encode(msg)):
         with pytest.raises(MessageError) as error:
             measure()
         assert "\n" not in str(error.value) and "cannot send" in str(error.value)
+
+
+def test_a_str_msgpack_refuses_fails_alike_when_sized_and_encoded():
+    msg = Message(0, 1, "x", {"v": "\ud800"})  # a lone surrogate
+    for measure in (lambda: msg.size, lambda: encode(msg)):
+        with pytest.raises(UnicodeEncodeError):
+            measure()
