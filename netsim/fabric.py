@@ -5,9 +5,12 @@ this module is the runtime: a message's way through latency, queues and links, l
 Max-min sharing is maxmin.py; byte counts are kept by counters.py.
 
 A message is not a SimPy process but a few callbacks on plain events, since the fabric of a
-large run carries hundreds of thousands of them: its latency is one timeout; under fifo each
-NIC direction is a flag (held or not) and a queue of the messages waiting for it, and the
-transfer is one timeout; under maxmin the transfer is a flow, whose end maxmin.py schedules.
+large run carries hundreds of thousands of them. Under maxmin its latency is one timeout and
+the transfer a flow, whose end maxmin.py schedules. Under fifo each NIC direction is a flag
+(held or not) and a queue of the messages waiting for it; a message makes two hops, its
+latency and its transfer, and the hops due at one instant share one timeout: they run in the
+order they were scheduled, where the first of them would have run (so at an instant shared
+with other events, the later ones run ahead of events scheduled after that first one).
 """
 
 import math
@@ -29,8 +32,11 @@ class _Transfer(simpy.Event):
     """A message on its way, with what was settled at send (its size, edge and fate), and
     the event of its end: it succeeds with the message, after on_done(message) ran."""
 
+    hop: Callable[["_Transfer"], None]  # fifo: its next hop, once scheduled
+
     def __init__(self, env: simpy.Environment, msg: Message, size: int, edge: Edge, lost: bool):
-        super().__init__(env)
+        # Event.__init__ inlined, as simpy.Timeout does, since each message makes one.
+        self.env, self.callbacks, self._value = env, [], simpy.events.PENDING
         self.msg, self.src, self.dst, self.size = msg, msg.src, msg.dst, size
         self.edge, self.lost = edge, lost
 
@@ -53,15 +59,21 @@ class Fabric:
         self._edges = {
             uv: edge for (u, v), edge in self.net.edges.items() for uv in ((u, v), (v, u))
         }
+        self._queue = [nic.queue for nic in self.net.nics]  # bytes per direction, or None
         self._queued_up = [0] * n  # bytes held against each NIC direction's queue
         self._queued_down = [0] * n
-        if self.net.sharing == "fifo":
-            # Callbacks bound once, not once per message (an object more in flight for each).
-            self._arrive, self._sent = self._fifo_arrive, self._fifo_sent
+        self._fifo = self.net.sharing == "fifo"
+        # Hops bound once, not once per message (an object more in flight for each).
+        if self._fifo:
             # Each NIC direction: whether a message holds it, and the messages waiting for it.
             self._up_busy, self._down_busy = [False] * n, [False] * n
             self._up_wait = [deque() for _ in roles]
             self._down_wait = [deque() for _ in roles]
+            self._up = [nic.up for nic in self.net.nics]
+            self._down = [nic.down for nic in self.net.nics]
+            # Transfers whose next hop is due, by the instant it is due at, in order.
+            self._due: dict[float, list[_Transfer]] = {}
+            self._arrive, self._sent = self._fifo_arrive, self._fifo_sent
             return
         self._arrive = self._share
         # Link ids: NO_LINK, every uplink, every downlink, then each direction of an edge.
@@ -79,7 +91,7 @@ class Fabric:
         env = self.env
         msg.t_send = env.now
         src, dst = msg.src, msg.dst
-        edge = self._edges.get((src, dst), self.net.default)
+        edge = self._edges.get((src, dst), self.net.default) if self._edges else self.net.default
         lost = src != dst and edge.loss > 0 and self.rng.random() < edge.loss
         # msg.size here, so that a payload that cannot be sent fails at the sender.
         transfer = _Transfer(env, msg, msg.size, edge, lost)
@@ -89,13 +101,15 @@ class Fabric:
             now = env.event()
             now.callbacks.append(lambda _: self._finish(transfer, "queue"))
             now.succeed()
+        elif self._fifo:
+            self._after(edge.latency, self._arrive, transfer)
         else:
             env.timeout(edge.latency, transfer).callbacks.append(self._arrive)
         return transfer
 
     def _enter(self, queued: list[int], node: int, size: int) -> bool:
         """Hold size bytes against node's queue, or say False when they would overflow it."""
-        limit = self.net.nics[node].queue
+        limit = self._queue[node]
         if limit is not None and queued[node] + size > limit:
             return False
         queued[node] += size
@@ -118,49 +132,60 @@ class Fabric:
         self._queued_down[transfer.dst] -= transfer.size
         self._delivered(transfer)
 
-    def _fifo_arrive(self, latency: simpy.Timeout):
-        """fifo, after latency: wait for the uplink in turn."""
-        transfer = latency.value
-        self._up_wait[transfer.src].append(transfer)
-        if not self._up_busy[transfer.src]:
-            self._fifo_next_up(transfer.src)
+    def _after(self, delay: float, hop: Callable[[_Transfer], None], transfer: _Transfer):
+        """fifo: hop(transfer) in delay seconds, in one timeout with the other hops then."""
+        at = self.env.now + delay  # as SimPy reckons the timeout's time, so equal floats
+        due = self._due.get(at)
+        if due is None:
+            due = self._due[at] = []
+            self.env.timeout(delay).callbacks.append(self._run_due)
+        transfer.hop = hop
+        due.append(transfer)
 
-    def _fifo_next_up(self, src: int):
-        """Hand src's uplink to the next message waiting, past those that find their
-        downlink's queue full (dropped as they get the uplink)."""
-        wait = self._up_wait[src]
-        while wait:
-            transfer = wait.popleft()
-            dst = transfer.dst
-            if self._enter(self._queued_down, dst, transfer.size):
-                self._up_busy[src] = True
-                # Deadlock-free: whoever holds a downlink already holds its uplink and sends.
-                self._down_wait[dst].append(transfer)
-                if not self._down_busy[dst]:
-                    self._fifo_next_down(dst)
-                return
-            self._queued_up[src] -= transfer.size
+    def _run_due(self, _timeout: simpy.Timeout):
+        # A hop due now that this one schedules (no latency) gets a timeout of its own.
+        for transfer in self._due.pop(self.env.now):
+            transfer.hop(transfer)
+
+    def _fifo_arrive(self, transfer: _Transfer):
+        """fifo, after latency: take the uplink, or wait for it in turn. Holding it, wait for
+        the downlink in turn, or be dropped at once when the downlink's queue is full."""
+        src, dst, size = transfer.src, transfer.dst, transfer.size
+        if self._up_busy[src]:
+            self._up_wait[src].append(transfer)
+        elif not self._enter(self._queued_down, dst, size):
+            self._queued_up[src] -= size
             self._finish(transfer, "queue")
-        self._up_busy[src] = False
+        else:
+            self._up_busy[src] = True
+            # Deadlock-free: whoever holds a downlink already holds its uplink and sends.
+            if self._down_busy[dst]:
+                self._down_wait[dst].append(transfer)
+            else:
+                self._fifo_send(transfer)
 
-    def _fifo_next_down(self, dst: int):
-        """Hand dst's downlink to the next message waiting, which then sends all of itself
-        at the smallest capacity on its path."""
-        wait = self._down_wait[dst]
-        self._down_busy[dst] = bool(wait)
-        if wait:
-            transfer = wait.popleft()
-            nics = self.net.nics
-            rate = min(nics[transfer.src].up, nics[dst].down, transfer.edge.bandwidth or math.inf)
-            self.env.timeout(8 * transfer.size / rate, transfer).callbacks.append(self._sent)
+    def _fifo_send(self, transfer: _Transfer):
+        """transfer holds both its links and sends all of itself at the smallest capacity on
+        its path."""
+        src, dst = transfer.src, transfer.dst
+        self._down_busy[dst] = True
+        rate = min(self._up[src], self._down[dst], transfer.edge.bandwidth or math.inf)
+        self._after(8 * transfer.size / rate, self._sent, transfer)
 
-    def _fifo_sent(self, sent: simpy.Timeout):
-        transfer = sent.value
+    def _fifo_sent(self, transfer: _Transfer):
         src, dst = transfer.src, transfer.dst
         self._queued_up[src] -= transfer.size
         self._queued_down[dst] -= transfer.size
-        self._fifo_next_down(dst)
-        self._fifo_next_up(src)
+        # The downlink to the next message waiting for it, then the uplink likewise, past
+        # those that find their downlink's queue full (dropped as they get the uplink).
+        if self._down_wait[dst]:
+            self._fifo_send(self._down_wait[dst].popleft())
+        else:
+            self._down_busy[dst] = False
+        self._up_busy[src] = False
+        wait = self._up_wait[src]
+        while wait and not self._up_busy[src]:
+            self._fifo_arrive(wait.popleft())
         self._delivered(transfer)
 
     def _delivered(self, transfer: _Transfer):

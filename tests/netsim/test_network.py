@@ -150,6 +150,14 @@ def test_a_group_schedules_only_its_earliest_end():
     assert count_timeouts(Network("1Gbit/s"), ["worker"] * 201, msgs) == 2 * len(msgs)
 
 
+def test_fifo_hops_due_at_one_instant_share_one_timeout():
+    # 50 messages of one size between distinct pairs, sent together: their latencies end at
+    # one instant, and then their transfers: a timeout for each instant, not each message.
+    msgs = [sized(i, 50 + i, 5000) for i in range(50)]
+    assert count_timeouts(Network("1Gbit/s", "1ms", "fifo"), ["worker"] * 100, msgs) == 2
+    assert [m.t_arrive for m in msgs] == approx([0.001 + 5000 * 8 / 1e9] * 50)
+
+
 def test_a_flow_within_a_nanosecond_of_its_end_ends_with_its_neighbour():
     # At 1 Tbit/s shared by two, one extra byte is 16 ps of work: rounding dust, so the
     # larger message ends together with the smaller one instead of 8 ps later.
