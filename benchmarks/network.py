@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import platform
 import statistics
@@ -130,6 +131,18 @@ def timed(env: simpy.Environment) -> tuple[float, float]:
     return wall, collecting[0]
 
 
+def python_speed(n: int = 2_000_000) -> float:
+    """Iterations per second of the plainest Python loop, best of three: a yardstick for
+    comparing these rates across machines, since the kernel's cost is Python's."""
+    best = math.inf
+    for _ in range(3):
+        started, total = time.perf_counter(), 0
+        for i in range(n):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return n / best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer messages and flows")
@@ -149,6 +162,11 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, Python "
         f"{platform.python_version()}, simpy {simpy.__version__}, numpy {np.__version__}, "
         f"gc.freeze() {'no' if args.no_freeze else 'yes'}; best and median of {args.repeats}"
+    )
+    print(
+        f"this interpreter's speed: {python_speed() / 1e6:.1f} M loop iterations/s "
+        "(`for i in range(n): s += i`; it varies over time on shared machines, and a rate "
+        "here scales with it)"
     )
     print(f"fifo: 1,000 nodes, {messages:,} messages of 80 kB")
     print(f"maxmin: 1,000 flows in flight, {total:,} flows of 8-160 kB")
