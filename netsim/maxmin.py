@@ -207,10 +207,12 @@ def max_min(links: np.ndarray, capacity: np.ndarray) -> np.ndarray:
     link ids of flow i (a column, so that per-flow minima run over contiguous rows)."""
     if links.shape[1] == 1:  # often so, and worth a shortcut: its tightest link
         return capacity[links[:, 0]].min(keepdims=True)
-    spare = capacity.copy()
+    used = (links != NO_LINK).any(axis=1)
+    if not used.all():  # a row of missing links (no edge capacities) only costs time
+        links = links[used] if used.any() else links[:1]
     count = np.bincount(links.ravel(), minlength=len(capacity))
-    rate = np.empty(links.shape[1])
-    todo = np.arange(links.shape[1])  # flows not yet frozen; links keeps only theirs
+    spare = capacity
+    rate = todo = None  # made only when a first round does not freeze every flow
     while True:
         share = spare[links] / count[links]
         tightest = share.min(axis=0)
@@ -219,8 +221,12 @@ def max_min(links: np.ndarray, capacity: np.ndarray) -> np.ndarray:
         loose[links[share > tightest]] = True
         frozen = ~loose[links].all(axis=0)
         if frozen.all():
+            if rate is None:
+                return tightest
             rate[todo] = tightest
             return rate
+        if rate is None:
+            rate, todo, spare = np.empty(links.shape[1]), np.arange(links.shape[1]), spare.copy()
         rate[todo[frozen]] = tightest[frozen]
         gone = links.compress(frozen, axis=1)
         shares = np.concatenate([tightest[frozen]] * len(gone))  # each row of gone

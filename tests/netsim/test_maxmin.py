@@ -40,10 +40,12 @@ def random_flows(rng: np.random.Generator, width: int) -> tuple[np.ndarray, np.n
     return links.T.copy(), capacity
 
 
-@pytest.mark.parametrize("width", [2, 3])
+@pytest.mark.parametrize("width", [2, 3, "3, no edge links"])
 @pytest.mark.parametrize("seed", range(40))
 def test_max_min_equals_progressive_filling(seed, width):
-    links, capacity = random_flows(np.random.default_rng(seed), width)
+    links, capacity = random_flows(np.random.default_rng(seed), 3 if width != 2 else 2)
+    if width == "3, no edge links":  # a row of NO_LINK only, which max_min drops
+        links[2] = NO_LINK
     expected = progressive_filling([tuple(f) for f in links.T.tolist()], capacity.tolist())
     assert max_min(links, capacity).tolist() == pytest.approx(expected, rel=1e-9)
 
@@ -53,6 +55,11 @@ def test_max_min_of_a_parameter_server_is_one_round_of_equal_shares():
     capacity = np.array([math.inf] + [1e9] * (n + 1))
     links = np.array([np.arange(1, n + 1), np.full(n, n + 1)])
     assert (max_min(links, capacity) == 1e6).all()
+
+
+def test_flows_through_no_link_at_all_are_unbounded():
+    capacity = np.array([math.inf, 1e9])
+    assert (max_min(np.zeros((2, 3), dtype=np.intp), capacity) == math.inf).all()
 
 
 def components(links: np.ndarray) -> list[int]:
