@@ -14,6 +14,8 @@ tensors goes through `view` and `flatten` here.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -36,6 +38,19 @@ def bind(module: torch.nn.Module, x: torch.Tensor, g=None, b=None) -> None:
     for sub, name, buffer in _float_buffers(module) if b is not None else ():
         sub._buffers[name] = b[offset : offset + buffer.numel()].view_as(buffer)
         offset += buffer.numel()
+
+
+def view_module(template: torch.nn.Module, x: torch.Tensor, g, b) -> torch.nn.Module:
+    """A copy of template whose parameters are views of x (gradients of g, floating buffers
+    of b), made without allocating parameter storage."""
+    # deepcopy takes shape-only (meta) placeholders for the weights, then bind swaps in views
+    memo = {
+        id(p): torch.nn.Parameter(torch.empty(p.shape, device="meta"))
+        for p in template.parameters()
+    }
+    module = copy.deepcopy(template, memo)
+    bind(module, x, g, b)
+    return module
 
 
 def zeros(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:

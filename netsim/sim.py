@@ -49,7 +49,7 @@ class Simulation:
         self.device = resolve_device(settings.device)
         self.dataset = datasets.load(settings.data, settings.data_root)
         # images as bytes, normalized where batches are gathered (data.Dataset)
-        self.x_train = self.dataset.raw_train.to(self.device)
+        self.raw_train = self.dataset.raw_train.to(self.device)
         self.lut = None if self.dataset.lut is None else self.dataset.lut.to(self.device)
         self.y_train = self.dataset.y_train.to(self.device)
         self.graph, roles = self.algorithm.layout(graph)
@@ -145,7 +145,7 @@ class Simulation:
 
     def dataset_train(self, idx: torch.Tensor):
         idx = idx.to(self.device)
-        return datasets.decode(self.x_train[idx], self.lut), self.y_train[idx]
+        return datasets.decode(self.raw_train[idx], self.lut), self.y_train[idx]
 
     def budget_spent(self, node: Node) -> bool:
         if self.until is not None and self.env.now >= self.until:

@@ -8,9 +8,10 @@ import torch
 
 from netsim import Compute, Network
 from netsim.algorithms import DPSGD, ops
-from netsim.execution import ExecutionError, Ticket, chain
+from netsim.execution import ExecutionError, Ticket
 from netsim.grouped import conv_chain
 from netsim.population import SGD
+from netsim.stacked import chain
 
 FAST = Network(bandwidth=1e15)
 CASES = [
