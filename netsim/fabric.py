@@ -98,9 +98,7 @@ class Fabric:
         if src == dst:
             env.timeout(0).callbacks.append(lambda _: self._finish(transfer))
         elif not self._enter(self._queued_up, src, transfer.size):
-            now = env.event()
-            now.callbacks.append(lambda _: self._finish(transfer, "queue"))
-            now.succeed()
+            env.timeout(0).callbacks.append(lambda _: self._finish(transfer, "queue"))
         elif self._fifo:
             self._after(edge.latency, self._arrive, transfer)
         else:

@@ -207,9 +207,6 @@ def max_min(links: np.ndarray, capacity: np.ndarray) -> np.ndarray:
     link ids of flow i (a column, so that per-flow minima run over contiguous rows)."""
     if links.shape[1] == 1:  # often so, and worth a shortcut: its tightest link
         return capacity[links[:, 0]].min(keepdims=True)
-    used = (links != NO_LINK).any(axis=1)
-    if not used.all():  # a row of missing links (no edge capacities) only costs time
-        links = links[used] if used.any() else links[:1]
     count = np.bincount(links.ravel(), minlength=len(capacity))
     spare = capacity
     rate = todo = None  # made only when a first round does not freeze every flow
