@@ -40,9 +40,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from netsim.fabric import Fabric  # noqa: E402
-from netsim.message import Message  # noqa: E402
 from netsim.network import Network  # noqa: E402
+from netsim.network.fabric import Fabric  # noqa: E402
+from netsim.network.message import Message  # noqa: E402
 
 NETWORK = {"bandwidth": "1Gbit/s", "latency": "1ms"}
 

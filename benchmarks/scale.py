@@ -22,7 +22,7 @@ import argparse
 import torch
 from harness import Case, fresh, machine
 
-from netsim.message import Message
+from netsim.network.message import Message
 
 CASES = {
     "reference16": Case("reference16", "small_cnn", 16, 16, rounds=30, local_steps=5),

@@ -4,7 +4,7 @@ Real PyTorch training runs on every simulated node; a SimPy clock decides when e
 when each message arrives. See README.md for the two commands and DESIGN.md for the architecture.
 """
 
-from netsim.compute import Compute
+from netsim.engine.compute import Compute
 from netsim.experiment import Experiment, Run, Settings
 from netsim.network import Network
 from netsim.runner import run

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from netsim.algorithms.ops import AlgorithmError
-from netsim.compute import ComputeError
 from netsim.data import DataError
+from netsim.engine.compute import ComputeError
 from netsim.experiment import ConfigError, Experiment
 from netsim.network import NetworkError
 from netsim.units import UnitError

@@ -16,8 +16,8 @@ from typing import Any
 import networkx as nx
 
 import models
-from netsim.compute import Compute
-from netsim.execution import MODES
+from netsim.engine.compute import Compute
+from netsim.engine.execution import MODES
 from netsim.network import Network
 from topologies import graphs
 
@@ -155,7 +155,7 @@ class Experiment:
     """Shared settings plus a list of runs; ``resolve`` gives each run's validated Settings."""
 
     def __init__(self, name: str, runs: list[Run], pairs=(), **shared: Any):
-        """``pairs``: (run, run) to compare at equal rounds, time and bytes (netsim.compare)."""
+        """``pairs``: (run, run) to compare at equal rounds, time and bytes (results/compare.py)."""
         if not runs:
             raise ConfigError(f"experiment {name!r} has no runs")
         self.name, self.runs, self.shared = name, list(runs), dict(shared)

@@ -13,20 +13,18 @@ from __future__ import annotations
 import time
 import weakref
 from collections import defaultdict, deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from netsim import runtime
-from netsim.message import Message
-
-if TYPE_CHECKING:
-    from netsim.sim import Simulation
+from netsim.network.message import Message
 
 
 class Node:
-    def __init__(self, sim: Simulation, i: int, role: str, data, speed: float):
+    def __init__(self, sim, i: int, role: str, data, speed: float):
+        # sim: the Simulation (sim.py) that owns the clock, the population and the network
         self.id = i
         self.role = role
         self.steps = 0
@@ -58,7 +56,7 @@ class Node:
     def g(self) -> torch.Tensor:
         """The gradient of the node's latest ``gradient()`` step (a view of the gradient
         population). After ``train()`` it is not meant to be read: when the stacked kernel
-        applies a plain SGD step inside its products (execution.py), no gradient is stored."""
+        applies a plain SGD step inside its products (engine/execution.py), no gradient is stored."""
         if self.id in self._sim.engine.pending:
             self._sim.engine.flush()
         return self._sim.G[self.id]
@@ -125,7 +123,7 @@ class Node:
         """One step's gradient into row i of G, over the step's simulated compute time.
 
         The step is submitted to the simulation's engine, which computes it together with the
-        other steps in flight (see execution.py); its result is taken at the step's end.
+        other steps in flight (see engine/execution.py); its result is taken at the step's end.
         """
         sim, t_start = self._sim, self.now
         started = time.perf_counter()

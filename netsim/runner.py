@@ -81,7 +81,7 @@ def run(
                 file=sys.stderr,
             )
     if plot:
-        from netsim import plots
+        from netsim.results import plots
 
         # every run of the experiment that has results, so re-running a few (--only) keeps the
         # others in the figures and the table
@@ -90,7 +90,7 @@ def run(
         table = plots.summary_table(exp_dir, names)
         pairs = [p for p in experiment.pairs if set(p) <= set(names)]
         if pairs:
-            from netsim import compare
+            from netsim.results import compare
 
             table += "\n\n" + compare.write(exp_dir, pairs)
         (exp_dir / "summary.md").write_text(table + "\n")

@@ -21,13 +21,14 @@ from tqdm import tqdm
 import models
 from netsim import data as datasets
 from netsim import runtime
-from netsim.evaluation import Evaluator, combine
-from netsim.execution import Steps
+from netsim.engine import calibration
+from netsim.engine.evaluation import Evaluator, combine
+from netsim.engine.execution import Steps
+from netsim.engine.population import SGD, flatten, flatten_buffers, zeros
 from netsim.experiment import Settings
-from netsim.fabric import Fabric
-from netsim.metrics import Recorder
+from netsim.network.fabric import Fabric
 from netsim.node import Node
-from netsim.population import SGD, flatten, flatten_buffers, zeros
+from netsim.results.recorder import Recorder
 from netsim.units import parse_time
 
 
@@ -106,6 +107,8 @@ class Simulation:
         # calibrated compute times need each step's wall time, so those do too
         defer = self.B.shape[1] == 0 and not self.compute.calibrate
         self.engine = Steps(self, template, settings.execution, defer=defer)
+        if settings.execution == "auto":
+            self.engine.mode, self.engine.timings = calibration.choose(self.engine)
         self.recorder.config(execution=self.engine.mode)
         self.nodes = []
         for i, role in enumerate(self.roles):

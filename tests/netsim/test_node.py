@@ -104,7 +104,7 @@ def test_recv_timeout_and_drain(simulate):
 def test_batchnorm_statistics_live_in_the_buffer_population():
     from torch import nn
 
-    from netsim.population import bind, flatten, flatten_buffers
+    from netsim.engine.population import bind, flatten, flatten_buffers
 
     module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
     X, B = flatten(module).repeat(2, 1), flatten_buffers(module).repeat(2, 1)
@@ -123,7 +123,7 @@ def test_a_bound_cnn_computes_what_its_template_does_with_channels_last_weights(
     import torch.nn.functional as F
 
     import models
-    from netsim.population import bind, flat, flatten, view
+    from netsim.engine.population import bind, flat, flatten, view
 
     torch.manual_seed(0)
     template = models.build("small_cnn", in_channels=1, image_size=8, num_classes=3)

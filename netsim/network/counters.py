@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from netsim.message import Message
+from netsim.network.message import Message
 
 _SENT = ("", "loss")  # the fates of messages that used bandwidth
 

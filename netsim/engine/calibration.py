@@ -16,6 +16,8 @@ import time
 import numpy as np
 import torch
 
+from netsim.engine.execution import Ticket
+
 _CALIBRATED: dict[tuple, tuple[str, dict[str, float]]] = {}
 _GAIN = 1.1  # a batched mode must beat the loop by this factor to be chosen
 _BUDGET = 0.05  # s of loop steps timed per candidate
@@ -41,8 +43,6 @@ def choose(steps) -> tuple[str, dict[str, float]]:
 
 
 def _calibrate(steps, timings: dict[str, float]) -> str:
-    from netsim.execution import Ticket  # here: execution imports this module
-
     sim = steps.sim
     workers = len(sim.workers)
     if len(steps.candidates) == 1 or workers < 2 or not steps.defer:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from netsim.compute import Compute, ComputeError, parse_flops
+from netsim.engine.compute import Compute, ComputeError, parse_flops
 
 
 def test_constant_step_time_without_jitter_is_exact():

@@ -15,11 +15,11 @@ How the pending steps are computed (``Settings.execution``):
 - ``loop``: one node after another, each through its own module whose parameters are views of
   its row of the population tensor (what a per-node loop does, minus the copies);
 - ``stacked``: for chains of Flatten, Linear and ReLU, all pending nodes' layers as stacked
-  batched matrix products, with the SGD update fused in where it can be (netsim/stacked.py);
+  batched matrix products, with the SGD update fused in where it can be (stacked.py);
 - ``grouped``: for CNN chains (Conv2d, ReLU, MaxPool2d, then Flatten and Linear), the pending
-  nodes' networks as one network of grouped convolutions (netsim/grouped.py);
+  nodes' networks as one network of grouped convolutions (grouped.py);
 - ``vmap``: any model without buffers, through ``torch.func.vmap`` of the per-node gradient;
-- ``auto``: a short calibration picks (netsim/calibration.py). On CPU the candidates are loop,
+- ``auto``: a short calibration picks (calibration.py). On CPU the candidates are loop,
   stacked and grouped (vmap loses to the loop for convolutions there); on CUDA vmap as well.
   The choice is written to config.json, the timings to summary.json.
 
@@ -36,10 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netsim import calibration
-from netsim.grouped import conv_chain, grouped_forward, grouped_step
-from netsim.population import view, view_module
-from netsim.stacked import chain, stacked_forward, stacked_step
+from netsim.engine.grouped import conv_chain, grouped_forward, grouped_step
+from netsim.engine.population import view, view_module
+from netsim.engine.stacked import chain, stacked_forward, stacked_step
 
 MODES = ("auto", "loop", "stacked", "grouped", "vmap")
 _NEEDS = {
@@ -108,10 +107,8 @@ class Steps:
                 f"execution={mode!r} cannot run model {sim.settings.model!r}: {why}; "
                 "use execution='loop' or 'auto'"
             )
-        self.mode, self.timings = "loop", {}  # timings: calibration's seconds per candidate
-        if mode == "auto":
-            mode, self.timings = calibration.choose(self)
-        self.mode = mode
+        # "auto" computes with the loop until the caller sets the mode calibration.choose picks
+        self.mode, self.timings = ("loop" if mode == "auto" else mode), {}
 
     # -- the clock side ----------------------------------------------------------------
     def submit(self, node: int, batch: np.ndarray, prox=None, end=None, apply=False) -> Ticket:

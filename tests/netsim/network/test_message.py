@@ -11,7 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netsim.message import Message, MessageError, decode, encode
+from netsim.network.message import Message, MessageError, decode, encode
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.int64, torch.int32, torch.uint8]
 DTYPES += [torch.bool]

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from netsim import data
 from netsim.data import DataError, LocalData, load, partition
+from netsim.data import sets as data
 
 FMNIST_FILES = {
     "train-images-idx3-ubyte": "x_train",

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from netsim.datafiles import DataError
+from netsim.data.files import DataError
 
 FEMNIST_CLASSES = 62
 CELEBA_SIZE = 84  # LEAF's CelebA model input: every photo resized to 84x84

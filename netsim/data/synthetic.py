@@ -1,5 +1,5 @@
 """Seeded stand-ins for the real data sets, in the shapes their readers return (see
-datafiles.py): used only when asked for by name, and the same on every machine.
+files.py): used only when asked for by name, and the same on every machine.
 
 They exist so experiments and tests run where the real files are absent; none claims to be
 the real thing, and each docstring says how learnable it is.

@@ -3,7 +3,7 @@
 Dresevic (2022) compares D-PSGD and RWM per round, per second and per byte: each run's test
 accuracy is read at the budget of the cheaper run (the smaller final round count, simulated time
 or MB sent per node), from the evaluations made up to that point. Reads evals.csv and
-summary.json only (netsim.results), like plots.py.
+summary.json only (netsim.results.read), like plots.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
-from netsim import results  # noqa: E402
+from netsim.results import read  # noqa: E402
 
 AXES = (("steps", "equal rounds", 1.0), ("t", "equal time", 1.0), ("bytes", "equal bytes", 1e-6))
 
@@ -24,8 +24,8 @@ AXES = (("steps", "equal rounds", 1.0), ("t", "equal time", 1.0), ("bytes", "equ
 def curve(run_dir: Path) -> dict[str, np.ndarray]:
     """The global model's evaluations: t, steps, MB sent per worker, and the score (accuracy,
     or the test RMSE for rating data, which has no accuracy)."""
-    workers = results.read_json(run_dir / "summary.json")["workers"]
-    evals = results.read_csv(run_dir / "evals.csv", text=("node", "split"))
+    workers = read.read_json(run_dir / "summary.json")["workers"]
+    evals = read.read_csv(run_dir / "evals.csv", text=("node", "split"))
     mine = evals["node"] == "global"
     columns = {key: evals[key][mine] for key in ("t", "steps", "bytes", "accuracy", "loss")}
     columns["bytes"] = columns["bytes"] / workers

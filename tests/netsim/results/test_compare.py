@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from netsim import compare
+from netsim.results import compare
 
 
 def fake_run(root, name, workers, rows):

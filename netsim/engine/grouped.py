@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netsim.stacked import linear
+from netsim.engine.stacked import linear
 
 _LAYERS = (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Linear, nn.Identity)
 _CL = torch.channels_last

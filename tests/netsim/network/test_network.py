@@ -5,9 +5,9 @@ import pytest
 import simpy
 import torch
 
-from netsim.fabric import Fabric
-from netsim.message import Message
 from netsim.network import Network, NetworkError
+from netsim.network.fabric import Fabric
+from netsim.network.message import Message
 from netsim.units import parse_rate
 
 SHARINGS = ["maxmin", "fifo"]

@@ -22,10 +22,10 @@ import numpy as np
 import simpy
 import torch
 
-from netsim.counters import Counters
-from netsim.maxmin import NO_LINK, MaxMin
-from netsim.message import Message
-from netsim.network import Edge, Network
+from netsim.network.counters import Counters
+from netsim.network.maxmin import NO_LINK, MaxMin
+from netsim.network.message import Message
+from netsim.network.spec import Edge, Network
 
 
 class _Transfer(simpy.Event):

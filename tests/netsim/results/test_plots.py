@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from netsim.plots import plot_experiment, step_times, summary_table
+from netsim.results.plots import plot_experiment, step_times, summary_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = [

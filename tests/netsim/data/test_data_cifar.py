@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import models
-from netsim import data
 from netsim.data import DataError, available, load
+from netsim.data import sets as data
 
 BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 PIXEL = (1, 2, 3)  # (channel, row, column) of a pixel pinned in the first training image

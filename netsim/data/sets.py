@@ -1,6 +1,6 @@
 """Data sets as in-memory tensors, held once per process whatever the number of nodes.
 
-The real data sets' files are found and parsed in datafiles.py and leaf.py; who trains on
+The real data sets' files are found and parsed in files.py and leaf.py; who trains on
 which samples (partitioners and the per-node batch walker) is partition.py, re-exported here.
 """
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from netsim import synthetic
-from netsim.datafiles import FMNIST_DEFAULT_DIR as FMNIST_DEFAULT_DIR
-from netsim.datafiles import (
+from netsim.data import synthetic
+from netsim.data.files import FMNIST_DEFAULT_DIR as FMNIST_DEFAULT_DIR
+from netsim.data.files import (
     DataError,
     find_cifar10,
     find_fmnist,
@@ -25,10 +25,10 @@ from netsim.datafiles import (
     read_fmnist,
     read_movielens,
 )
-from netsim.leaf import find_celeba, find_femnist, read_celeba, read_femnist
-from netsim.partition import LocalData as LocalData
-from netsim.partition import partition as partition
-from netsim.partition import partition_users as partition_users
+from netsim.data.leaf import find_celeba, find_femnist, read_celeba, read_femnist
+from netsim.data.partition import LocalData as LocalData
+from netsim.data.partition import partition as partition
+from netsim.data.partition import partition_users as partition_users
 
 
 @dataclass(frozen=True)

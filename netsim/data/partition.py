@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from netsim.datafiles import DataError
+from netsim.data.files import DataError
 
 
 def partition(

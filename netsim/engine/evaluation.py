@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from netsim.data import decode
-from netsim.population import bind, flatten, flatten_buffers
+from netsim.data.sets import decode
+from netsim.engine.population import bind, flatten, flatten_buffers
 
 EVAL_BATCH = 500  # samples per forward pass: a CNN's activations stay near 50 MB
 _EVAL_FLOATS = 16 * 2**20  # activation floats of one batched forward over many models (64 MB)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import simpy
 
-from netsim.maxmin import NO_LINK, MaxMin, connected, max_min
+from netsim.network.maxmin import NO_LINK, MaxMin, connected, max_min
 
 
 def progressive_filling(flows: list[tuple[int, ...]], capacity: list[float]) -> list[float]:

@@ -7,7 +7,7 @@ import torch
 
 from netsim.algorithms import sharing
 from netsim.algorithms.ops import AlgorithmError
-from netsim.message import Message, encode
+from netsim.network.message import Message, encode
 
 
 def T(*values):

@@ -8,10 +8,10 @@ import torch
 
 from netsim import Compute, Network
 from netsim.algorithms import DPSGD, ops
-from netsim.execution import ExecutionError, Ticket
-from netsim.grouped import conv_chain
-from netsim.population import SGD
-from netsim.stacked import chain
+from netsim.engine.execution import ExecutionError, Ticket
+from netsim.engine.grouped import conv_chain
+from netsim.engine.population import SGD
+from netsim.engine.stacked import chain
 
 FAST = Network(bandwidth=1e15)
 CASES = [
@@ -222,7 +222,7 @@ def test_a_model_sent_to_several_peers_is_copied_once_and_never_changes(simulate
 @pytest.mark.parametrize("limit", [None, 20_000])  # a small limit: chunks, and models alone
 def test_evaluating_many_models_batched_equals_one_at_a_time(make, model, mode, limit, monkeypatch):
     if limit is not None:
-        monkeypatch.setattr("netsim.evaluation._EVAL_FLOATS", limit)
+        monkeypatch.setattr("netsim.engine.evaluation._EVAL_FLOATS", limit)
     sim = make(model=model, execution=mode)
     torch.manual_seed(2)
     sim.X.add_(torch.randn_like(sim.X), alpha=0.05)
@@ -245,7 +245,7 @@ def test_eval_nodes_adds_rows_for_sampled_workers(simulate):
 
 
 def test_pending_rows_are_cut_into_blocks_and_small_gathers():
-    from netsim.execution import _BLOCK, _GATHER, _pieces
+    from netsim.engine.execution import _BLOCK, _GATHER, _pieces
 
     nodes = list(range(100, 100 + _BLOCK)) + list(range(200, 200 + 2 * (_GATHER + 5), 2))
     pieces = _pieces([Ticket(i, np.zeros(1)) for i in sorted(nodes)])

@@ -6,10 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
-from netsim import data
 from netsim.data import DataError, available, load, partition, partition_users
-from netsim.datafiles import read_movielens
-from netsim.leaf import read_celeba
+from netsim.data import sets as data
+from netsim.data.files import read_movielens
+from netsim.data.leaf import read_celeba
 
 # Three writers, deliberately out of order and over two files (and "w9", added below, who
 # writes only test samples).

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from netsim.message import Message
+from netsim.network.message import Message
 
 STEPS = ("node", "step", "t_start", "t_end", "loss")
 MESSAGES = ("src", "dst", "kind", "bytes", "data_bytes", "t_send", "t_arrive", "dropped")

@@ -1,0 +1,12 @@
+"""The engine: how the steps in flight and the evaluations are computed.
+
+- population.py: every node's parameters as rows of one tensor, modules as views into it;
+- execution.py: the pending steps and the modes that compute them (loop, stacked, grouped,
+  vmap); stacked.py and grouped.py are the batched kernels;
+- calibration.py: choosing a mode for ``execution="auto"``;
+- evaluation.py: models evaluated on test data, many at once;
+- compute.py: the ``Compute`` model, how long a step takes on the simulated clock.
+
+May import: torch, numpy, ``netsim.data`` (decoding batches), ``netsim.units``. Never imports
+SimPy, the network, an algorithm or the simulation: the engine computes, the clock decides when.
+"""

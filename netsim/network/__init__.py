@@ -1,0 +1,15 @@
+"""The network: what it is (the ``Network`` spec) and how bytes move through it.
+
+- spec.py: ``Network``, per-node and per-edge settings, parsed from human units;
+- message.py: the msgpack wire format and a message's exact size in bytes;
+- fabric.py: messages on the simulated clock (latency, uplink, edge, downlink, loss, noise);
+- maxmin.py: max-min fair sharing of links among concurrent flows;
+- counters.py: bytes sent and received per node.
+
+May import: numpy, torch, msgpack, simpy, ``netsim.units``. Never imports an algorithm, the
+engine, data, results or the simulation: the network knows bytes, not learning.
+"""
+
+from netsim.network.spec import Edge, Network, NetworkError
+
+__all__ = ["Edge", "Network", "NetworkError"]

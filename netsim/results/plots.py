@@ -1,0 +1,260 @@
+"""Figures and the summary table of an experiment, read back from its results files.
+
+Only reads `results/<experiment>/<run>/` (config.json, steps.csv, messages.csv, evals.csv,
+summary.json), so plots can be redrawn while a run is still going or after it was killed.
+Any file may be missing or cut short; a figure then skips that run instead of failing.
+Accuracy is stored as a fraction and shown in percent; times are simulated seconds.
+"""
+
+from collections import Counter
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from netsim.results import read  # noqa: E402
+from netsim.results.read import Run, step_times  # noqa: E402, F401  (step_times: public here too)
+
+DPI = 120
+COMPUTE_SHADES = ("0.5", "0.7")  # odd and even steps
+DROPPED_COLOR = "tab:red"
+# Message kinds avoid the compute grey and the dropped red, so every bar reads one way.
+KIND_COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:cyan", "tab:olive"]
+
+
+def _load(exp_dir: Path, runs: list[str] | None) -> list[Run]:
+    loaded = read.load(exp_dir, runs)
+    # One colour per run, fixed by its position, so every figure uses the same one.
+    cmap = plt.get_cmap("tab10" if len(loaded) <= 10 else "tab20")
+    return [run._replace(color=cmap(k % cmap.N)) for k, run in enumerate(loaded)]
+
+
+def _node_labels(roles: list[str]) -> list[str]:
+    """Workers are w0, w1, ...; other roles go by name, numbered only if they repeat."""
+    total, seen, labels = Counter(roles), Counter(), []
+    for role in roles:
+        if role == "worker":
+            labels.append(f"w{seen[role]}")
+        else:
+            labels.append(f"{role}{seen[role]}" if total[role] > 1 else role)
+        seen[role] += 1
+    return labels
+
+
+def _no_data(ax, what: str) -> None:
+    ax.text(0.5, 0.5, f"no {what} yet", ha="center", va="center", transform=ax.transAxes)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+# name -> (file name, x label, x values from the global evaluations and the worker count)
+_ACCURACY_AXES = {
+    "time": ("accuracy_vs_time.png", "Simulated time (s)", lambda ev, w: ev["t"]),
+    "bytes": (
+        "accuracy_vs_bytes.png",
+        "Data sent per worker (MB, all nodes' bytes / workers)",
+        lambda ev, w: ev["bytes"] / w / 1e6,
+    ),
+    "steps": ("accuracy_vs_steps.png", "Steps every worker reached", lambda ev, w: ev["steps"]),
+}
+
+
+def _plot_accuracy(runs: list[Run], exp_dir: Path, axis: str) -> Path:
+    filename, xlabel, x_of = _ACCURACY_AXES[axis]
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    drawn, rating = False, True
+    for run in runs:
+        workers = int(run.config.get("workers") or run.roles.count("worker"))
+        if not run.evals or (axis == "bytes" and workers == 0):
+            continue
+        ev = {k: v[run.evals["node"] == "global"] for k, v in run.evals.items()}
+        # rating data has no accuracy: its evaluations hold the test RMSE in the loss column
+        regress = bool(len(ev["accuracy"])) and bool(np.all(np.isnan(ev["accuracy"])))
+        rating &= regress
+        x, acc = x_of(ev, workers), ev["loss"] if regress else 100 * ev["accuracy"]
+        order = np.argsort(ev["t"], kind="stable")
+        curve = order[ev["split"][order] == "subset"]
+        final = order[ev["split"][order] == "test"]
+        if len(curve) == 0 and len(final) == 0:
+            continue
+        ax.plot(x[curve], acc[curve], color=run.color, lw=1.8, label=run.name)
+        ax.plot(x[final], acc[final], "*", color=run.color, ms=14, mec="black", mew=0.8)
+        drawn = True
+    if drawn:
+        ax.plot([], [], "*", ms=12, color="0.8", mec="black", mew=0.8, label="full test set (end)")
+        ax.legend()
+    else:
+        _no_data(ax, "global evaluations")
+    ax.set_xlabel(xlabel)
+    metric = "Test RMSE" if drawn and rating else "Accuracy"
+    ax.set_ylabel(
+        "Test RMSE (lower is better)" if metric == "Test RMSE" else "Global model accuracy (%)"
+    )
+    ax.set_title(f"{metric} vs {xlabel.split(' (')[0].lower()}")
+    ax.grid(alpha=0.3)
+    return _save(fig, exp_dir / filename)
+
+
+def _plot_step_hist(runs: list[Run], exp_dir: Path) -> Path:
+    """Small multiples, one panel per run on a shared x axis, so overlaps never hide a run."""
+    times = [(run, t) for run in runs if len(t := read.worker_step_times(run.roles, run.steps))]
+    fig, axes = plt.subplots(
+        max(len(times), 1), 1, sharex=True, squeeze=False,
+        figsize=(7, 1.1 + 1.5 * max(len(times), 1)), layout="constrained",
+    )  # fmt: skip
+    axes = axes[:, 0]
+    fig.suptitle("Seconds per batch (Table I analogue)")
+    if not times:
+        _no_data(axes[0], "worker steps")
+        return _save(fig, exp_dir / "step_time_hist.png")
+    pooled = np.concatenate([t for _, t in times])
+    lo, hi = pooled.min(), pooled.max()
+    # Spread over more than a decade (stragglers, blocking waits) reads better on log x.
+    log = lo > 0 and hi / lo > 10
+    if hi - lo <= 1e-9 * max(hi, 1e-9):
+        lo, hi = lo * 0.9, hi * 1.1 + 1e-9
+    bins = np.geomspace(lo, hi, 41) if log else np.linspace(lo, hi, 41)
+    for ax, (run, t) in zip(axes, times, strict=True):
+        ax.hist(t, bins=bins, color=run.color, alpha=0.45)
+        ax.hist(t, bins=bins, color=run.color, histtype="step", lw=1.5)
+        for q, ls in ((5, ":"), (50, "--"), (95, ":")):
+            v = np.percentile(t, q)
+            ax.axvline(v, color="black", ls=ls, lw=1.2, label=f"p{q} = {v:.3g} s")
+        ax.set_title(f"{run.name}  ({len(t)} steps)", fontsize=10, loc="left")
+        ax.set_ylabel("Steps")
+        ax.legend(fontsize=8, loc="upper right")
+        ax.grid(alpha=0.3)
+    if log:
+        axes[-1].set_xscale("log")
+    axes[-1].set_xlabel("Time per step, including communication (s)")
+    return _save(fig, exp_dir / "step_time_hist.png")
+
+
+def _plot_timeline(runs: list[Run], exp_dir: Path, window: float) -> Path:
+    """Gantt chart: per node a compute bar, uploads just above it, downloads just below."""
+    kinds = sorted({k for run in runs for k in run.messages.get("kind", [])})
+    kind_color = {k: KIND_COLORS[i % len(KIND_COLORS)] for i, k in enumerate(kinds)}
+    shown = [run for run in runs if run.roles]
+    heights = [0.9 + 0.32 * len(run.roles) for run in shown] or [1.5]
+    fig, axes = plt.subplots(
+        len(heights), 1, squeeze=False, figsize=(10, 0.9 + sum(heights)),
+        gridspec_kw={"height_ratios": heights}, layout="constrained",
+    )  # fmt: skip
+    axes = axes[:, 0]
+    fig.suptitle(
+        f"Timeline of the first {window:g} simulated seconds\n"
+        "compute per node; uploads drawn above its row, downloads below"
+    )
+    if not shown:
+        _no_data(axes[0], "nodes")
+    for ax, run in zip(axes[: len(shown)], shown, strict=True):
+        labels = _node_labels(run.roles)
+        if run.steps:
+            s = run.steps
+            for i in range(len(labels)):
+                mine = (s["node"] == i) & (s["t_start"] < window)
+                spans = _spans(s["t_start"][mine], s["t_end"][mine])
+                # Alternating shades keep back-to-back steps apart at any zoom.
+                shade = np.where(s["step"][mine] % 2 == 1, *COMPUTE_SHADES)
+                ax.broken_barh(spans, (i - 0.15, 0.3), facecolors=list(shade))
+        if run.messages:
+            _draw_transfers(ax, run.messages, window, kind_color)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8 if len(labels) > 12 else 10)
+        ax.set_ylim(len(labels) - 0.5, -0.5)
+        ax.set_xlim(0, window)
+        ax.set_title(run.name, fontsize=10, loc="left")
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1].set_xlabel("Simulated time (s)")
+    handles = [Patch(color=COMPUTE_SHADES[0], label="compute")]
+    handles += [Patch(color=c, alpha=0.6, label=k) for k, c in kind_color.items()]
+    if any(np.any(run.messages.get("dropped", np.empty(0)) == 1) for run in runs):
+        handles.append(Patch(fc="white", ec=DROPPED_COLOR, hatch="////", label="dropped"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6))
+    return _save(fig, exp_dir / "timeline.png")
+
+
+def _spans(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    return np.column_stack([start, end - start])
+
+
+def _draw_transfers(ax, m: dict, window: float, kind_color: dict) -> None:
+    """Uploads in a strip above the sender's compute bar, downloads below the receiver's."""
+    # A dropped message may have no arrival time; show it as a blip at its send time.
+    end = np.where(np.isnan(m["t_arrive"]), m["t_send"] + window / 200, m["t_arrive"])
+    for kind, color in kind_color.items():
+        of_kind = (m["t_send"] < window) & (m["kind"] == kind)
+        delivered, dropped = of_kind & (m["dropped"] == 0), of_kind & (m["dropped"] == 1)
+        # A dropped message never reaches the receiver's downlink.
+        for sel, col, y, style in (
+            (delivered, "src", -0.36, {"fc": color, "alpha": 0.6}),
+            (delivered, "dst", 0.18, {"fc": color, "alpha": 0.6}),
+            (dropped, "src", -0.36, {"fc": "none", "ec": DROPPED_COLOR, "hatch": "////"}),
+        ):
+            for node in np.unique(m[col][sel]):
+                row = sel & (m[col] == node)
+                ax.broken_barh(_spans(m["t_send"][row], end[row]), (node + y, 0.18), **style)
+
+
+def plot_experiment(
+    exp_dir, runs: list[str] | None = None, timeline_window: float = 10.0
+) -> list[Path]:
+    """Write the five figures of an experiment into `exp_dir`; returns their paths.
+
+    `runs` defaults to every subfolder holding a summary.json or an evals.csv, sorted.
+    """
+    exp_dir = Path(exp_dir)
+    loaded = _load(exp_dir, runs)
+    paths = [_plot_accuracy(loaded, exp_dir, axis) for axis in _ACCURACY_AXES]
+    paths.append(_plot_step_hist(loaded, exp_dir))
+    paths.append(_plot_timeline(loaded, exp_dir, timeline_window))
+    return paths
+
+
+def _num(value, fmt: str, scale: float = 1.0) -> str:
+    return "-" if value is None else format(value * scale, fmt)
+
+
+def _rating(summary: dict) -> bool:
+    """Rating data records no accuracy, only the test RMSE (in final_loss)."""
+    return summary.get("final_accuracy") is None and summary.get("final_loss") is not None
+
+
+def summary_table(exp_dir, runs: list[str] | None = None) -> str:
+    """One line per run from its summary.json, as a Markdown table that also reads as plain
+    fixed-width text. Values a run has not written yet (interrupted run) show as "-"."""
+    loaded = _load(Path(exp_dir), runs)
+    # rating data has no accuracy (NaN): show its final test RMSE, kept in final_loss
+    rating = bool(loaded) and all(_rating(r.summary) for r in loaded)
+    header = ["run", "algorithm", "workers", "final RMSE" if rating else "final acc (%)"]
+    header += ["sim time (s)", "step p5 (s)", "step p50 (s)", "step p95 (s)", "MB sent/node"]
+    rows = []
+    for run in loaded:
+        s, st = run.summary, run.summary.get("step_time") or {}
+        rows.append([
+            run.name,
+            str(s.get("algorithm") or run.config.get("algorithm") or "-"),
+            str(s.get("workers") or run.config.get("workers") or "-"),
+            _num(s.get("final_loss"), ".4f") if rating
+            else _num(s.get("final_accuracy"), ".2f", 100),
+            _num(s.get("sim_time"), ".1f"),
+            *(_num(st.get(q), ".3f") for q in ("p5", "p50", "p95")),
+            _num(s.get("mb_sent_per_node"), ".2f"),
+        ])  # fmt: skip
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+    # Names left-aligned, numbers right-aligned so their decimals line up.
+    rule = [":" + "-" * (w - 1) if c < 2 else "-" * (w - 1) + ":" for c, w in enumerate(widths)]
+    lines = [
+        "| "
+        + " | ".join(x.ljust(w) if c < 2 else x.rjust(w) for c, (x, w) in enumerate(cells))
+        + " |"
+        for cells in (zip(r, widths, strict=True) for r in [header, rule, *rows])
+    ]
+    return "\n".join(lines) + "\n"
