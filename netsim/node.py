@@ -56,7 +56,8 @@ class Node:
     def g(self) -> torch.Tensor:
         """The gradient of the node's latest ``gradient()`` step (a view of the gradient
         population). After ``train()`` it is not meant to be read: when the stacked kernel
-        applies a plain SGD step inside its products (engine/execution.py), no gradient is stored."""
+        applies a plain SGD step inside its products (engine/execution.py), no gradient is
+        stored."""
         if self.id in self._sim.engine.pending:
             self._sim.engine.flush()
         return self._sim.G[self.id]
