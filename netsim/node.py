@@ -23,7 +23,7 @@ from netsim.network.message import Message
 
 
 class Node:
-    def __init__(self, sim, i: int, role: str, data, speed: float):
+    def __init__(self, sim, i: int, role: str, data, slowdown: float):
         # sim: the Simulation (sim.py) that owns the clock, the population and the network
         self.id = i
         self.role = role
@@ -33,7 +33,7 @@ class Node:
         self._sim = sim
         self._env = sim.env
         self._data = data
-        self._speed = float(speed)
+        self._slowdown = float(slowdown)
         self._mail: dict[str, deque[Message]] = defaultdict(deque)
         self._waiting: dict[str, deque] = defaultdict(deque)
         self._sent: tuple | None = None  # (which rows at which version, their snapshot)
@@ -130,13 +130,13 @@ class Node:
         started = time.perf_counter()
         batch = self._data.next_batch()
         if sim.engine.defer:
-            seconds = sim.compute.step_seconds(sim.base_step_seconds, self._speed, self.rng)
+            seconds = sim.compute.step_seconds(sim.base_step_seconds, self._slowdown, self.rng)
             ticket = sim.engine.submit(self.id, batch, prox, t_start + seconds, apply)
         else:  # computed now; a calibrated compute model times it
             ticket = sim.engine.submit(self.id, batch, prox)
             measured = time.perf_counter() - started
             seconds = sim.compute.step_seconds(
-                sim.base_step_seconds, self._speed, self.rng, measured
+                sim.base_step_seconds, self._slowdown, self.rng, measured
             )
         await self.sleep(seconds)
         loss = sim.engine.result(ticket)

@@ -78,7 +78,7 @@ class Simulation:
 
         parts, self.local_test = self._partition(np.random.default_rng([self.seed, 1]))
         local = dict(zip(self.workers, parts, strict=True))
-        speeds = self.compute.speeds(self.roles, np.random.default_rng([self.seed, 2]))
+        slowdowns = self.compute.slowdowns(self.roles, np.random.default_rng([self.seed, 2]))
         total = settings.steps * len(self.workers) if settings.steps else None
         self.progress = tqdm(
             total=total,
@@ -117,7 +117,7 @@ class Simulation:
                 if i in local
                 else None
             )
-            self.nodes.append(Node(self, i, role, batches, speeds[i]))
+            self.nodes.append(Node(self, i, role, batches, slowdowns[i]))
         self._role_names = roles
         # eval_nodes workers, drawn once so that their curves follow the same nodes
         picked = np.random.default_rng([self.seed, 4]).permutation(self.workers)

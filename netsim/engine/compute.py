@@ -1,12 +1,12 @@
 """Simulated compute time of one SGD step.
 
-seconds = base x speed_i x jitter, where
+seconds = base x slowdown_i x jitter, where
 - base is a constant (``step_time="0.58s"``), or batch x FLOPs per sample x 3 / device FLOP/s
   (forward plus a backward of about twice the forward), or, opt-in, the real measured wall time
   of the step (``calibrate=True``: faithful to this machine, but not reproducible);
-- speed_i is node i's slowness factor: 1, times exp(N(0, heterogeneity^2)), times
-  ``straggler_factor`` for a seeded ``stragglers`` fraction of the workers, times any explicit
-  per-node or per-role factor in ``speed``;
+- slowdown_i is node i's slowness factor (2 = its steps take twice as long): 1, times
+  exp(N(0, heterogeneity^2)), times ``straggler_factor`` for a seeded ``stragglers`` fraction of
+  the workers, times any explicit per-node or per-role factor in ``slowdown``;
 - jitter is exp(N(0, jitter^2)) drawn per step from the node's seeded generator, as real machines
   never take exactly the same time twice.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 import numpy as np
 
@@ -56,7 +56,16 @@ class Compute:
     heterogeneity: float = 0.0
     stragglers: float = 0.0
     straggler_factor: float = 1.0
-    speed: Mapping[int | str, float] = field(default_factory=dict)
+    slowdown: Mapping[int | str, float] = field(default_factory=dict)
+    # the field's old name, which read as the opposite of what it did: refused while users
+    # move over (an InitVar, so it is not a setting and config.json never shows it)
+    speed: InitVar[Mapping[int | str, float] | None] = None
+
+    def __post_init__(self, speed) -> None:
+        if speed is not None:
+            raise ComputeError(
+                "Compute(speed=...) is now slowdown=...: a factor of 4 makes a step take 4x longer"
+            )
 
     def validate(self) -> None:
         if self.step_time is not None and not parse_time(self.step_time) > 0:
@@ -69,16 +78,16 @@ class Compute:
             raise ComputeError(f"compute.stragglers is a fraction in [0, 1], got {self.stragglers}")
         if not self.straggler_factor > 0:
             raise ComputeError("compute.straggler_factor must be > 0 (2.0 = twice as slow)")
-        for key, factor in self.speed.items():
+        for key, factor in self.slowdown.items():
             if not factor > 0:
-                raise ComputeError(f"compute.speed[{key!r}] must be > 0, got {factor!r}")
+                raise ComputeError(f"compute.slowdown[{key!r}] must be > 0, got {factor!r}")
 
     def base_seconds(self, batch: int, flops_per_sample: float) -> float:
         if self.step_time is not None:
             return parse_time(self.step_time)
         return batch * flops_per_sample * 3.0 / parse_flops(self.device_flops)
 
-    def speeds(self, roles: list[str], rng: np.random.Generator) -> np.ndarray:
+    def slowdowns(self, roles: list[str], rng: np.random.Generator) -> np.ndarray:
         """Per-node slowness factors, drawn once per run from the run's seeded generator."""
         n = len(roles)
         factors = (
@@ -87,15 +96,15 @@ class Compute:
         workers = [i for i, role in enumerate(roles) if role == "worker"]
         slow = rng.permutation(workers)[: round(self.stragglers * len(workers))]
         factors[slow] *= self.straggler_factor
-        for key, factor in self.speed.items():
+        for key, factor in self.slowdown.items():
             for i, role in enumerate(roles):
                 if key == i or key == role:
                     factors[i] *= factor
         return factors
 
-    def step_seconds(self, base: float, speed: float, rng: np.random.Generator, measured=None):
+    def step_seconds(self, base: float, slowdown: float, rng: np.random.Generator, measured=None):
         """Seconds of one step; ``measured`` is the real wall time, used when calibrating."""
         seconds = measured if self.calibrate and measured is not None else base
         if self.jitter:
             seconds *= math.exp(rng.normal(0.0, self.jitter))
-        return float(seconds * speed)
+        return float(seconds * slowdown)

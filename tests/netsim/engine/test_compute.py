@@ -29,15 +29,28 @@ def test_jitter_is_lognormal_with_median_one_and_seeded():
     assert c.step_seconds(1.0, 1.0, np.random.default_rng(7)) == draws[7]
 
 
-def test_speed_factors_stragglers_and_overrides():
+def test_slowdown_factors_stragglers_and_overrides():
     roles = ["worker"] * 10 + ["server"]
-    c = Compute(stragglers=0.2, straggler_factor=3.0, speed={"server": 0.5, 0: 2.0})
-    f = c.speeds(roles, np.random.default_rng(1))
+    c = Compute(stragglers=0.2, straggler_factor=3.0, slowdown={"server": 0.5, 0: 2.0})
+    f = c.slowdowns(roles, np.random.default_rng(1))
     assert f[10] == 0.5
     slow = [i for i in range(10) if f[i] in (3.0, 6.0)]
     assert len(slow) == 2
     assert f[0] in (2.0, 6.0)
-    assert np.array_equal(f, c.speeds(roles, np.random.default_rng(1)))
+    assert np.array_equal(f, c.slowdowns(roles, np.random.default_rng(1)))
+
+
+def test_a_slowdown_of_4_makes_a_step_take_4_times_longer():
+    c = Compute(step_time="10ms", slowdown={3: 4.0})
+    factors = c.slowdowns(["worker"] * 4, np.random.default_rng(0))
+    assert factors.tolist() == [1.0, 1.0, 1.0, 4.0]
+    assert c.step_seconds(0.01, factors[3], np.random.default_rng(0)) == 0.04
+
+
+def test_the_old_speed_spelling_is_one_line_naming_slowdown():
+    with pytest.raises(ComputeError, match=r"Compute\(speed=\.\.\.\) is now slowdown=") as error:
+        Compute(speed={3: 4.0})
+    assert "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize(
@@ -48,7 +61,7 @@ def test_speed_factors_stragglers_and_overrides():
         {"stragglers": 1.5},
         {"straggler_factor": 0},
         {"device_flops": "fast"},
-        {"speed": {"server": 0}},
+        {"slowdown": {"server": 0}},
     ],
 )
 def test_bad_compute_settings_are_rejected(kwargs):
