@@ -135,7 +135,7 @@ class Settings:
                     "nodes": value.number_of_nodes(),
                     "edges": sorted(map(list, value.edges())),
                 }
-            out[f.name] = value
+            out[f.name] = _jsonable(value)
         return out
 
 
@@ -239,6 +239,19 @@ def parse_value(raw: str) -> Any:
         return ast.literal_eval(raw)
     except (ValueError, SyntaxError):
         return raw
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON keys are text or numbers: a dict keyed otherwise (Network.edges, keyed by node
+    pairs) is written as a list of [*key, value], e.g. [[0, 1, {"latency": "20ms"}]]."""
+    if isinstance(value, dict):
+        if all(isinstance(key, (str, int, float, bool)) for key in value):
+            return {key: _jsonable(item) for key, item in value.items()}
+        keys = [key if isinstance(key, tuple) else (key,) for key in value]
+        return [[*key, _jsonable(item)] for key, item in zip(keys, value.values(), strict=True)]
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    return value
 
 
 def _check_keys(values: dict, what: str) -> None:
