@@ -11,8 +11,11 @@ of i's mass that goes to j):
     z_i <- x_i / w_i
 
 Synchronous SGP (overlap=0) waits for every in-neighbour's message of round k; with overlap=tau
-a node adds whatever has arrived and waits only for the messages of rounds <= k - tau (the paper's
-overlap SGP, tau = 1 there), so communication hides behind the next tau steps.
+a node adds whatever of rounds <= k has arrived and waits only for the messages of rounds
+<= k - tau (the paper's overlap SGP, tau = 1 there), so communication hides behind the next tau
+steps: a round-r push is mixed in at a round in r..r + tau. Pushes of later rounds, from faster
+in-neighbours, wait for their round. Each push mixed in records its staleness, the rounds it
+waited (0..tau).
 
 ``schedule``: "one_peer_exponential" (round k: i sends half to i + 2^(k mod log2 n)), "graph"
 (the topology's out-neighbours, an equal split among them and i itself, every round), or a
@@ -56,6 +59,7 @@ class SGP:
     async def worker(self, node):
         w, k = 1.0, 0
         received: dict[int, int] = defaultdict(int)
+        early: list = []  # pushes of rounds after ours, from faster in-neighbours
         while not node.done:
             await node.gradient()
             node.apply(node.g / w)  # z - lr g / w, i.e. the numerator x - lr g
@@ -65,14 +69,18 @@ class SGP:
                 node.send(j, "push", x=x * share, w=w * share, k=k)
             x.mul_(keep)
             w *= keep
-            arrived = node.drain("push")
+            arrived = early + node.drain("push")
             r = k - self.overlap
             while r >= 0 and received[r] + sum(m.k == r for m in arrived) < self._in_count(node, r):
                 arrived.append(await node.recv("push"))
+            # mixing a later round's push now would make this round's matrix depend on timing
+            early = [m for m in arrived if m.k > k]
             for m in arrived:
-                x.add_(m.x)
-                w += m.w
-                received[m.k] += 1
+                if m.k <= k:
+                    x.add_(m.x)
+                    w += m.w
+                    received[m.k] += 1
+                    node.record("staleness", k - m.k)
             node.x.copy_(x / w)
             node.state["w"] = w
             k += 1

@@ -1,5 +1,6 @@
 """GoSGD, push-sum (SGP) and FedAvg against exact oracles."""
 
+import csv
 import math
 from pathlib import Path
 
@@ -112,6 +113,48 @@ def test_push_sum_on_a_static_directed_graph_converges_to_the_average(tmp_path, 
     assert torch.allclose(sim.X, x0.mean(0).expand_as(sim.X), atol=1e-4)
     mass = sum(node.state["w"] for node in sim.nodes) + sum(m.w for m in pending())
     assert mass == pytest.approx(6.0, abs=1e-9)
+
+
+def test_synchronous_sgp_mixes_only_round_k_pushes_when_nodes_run_at_different_speeds(tmp_path):
+    # node 0 five times slower: its out-neighbours finish round 1 and push again before
+    # node 0 has mixed round 0
+    sim = make_simulation(
+        SGP(),
+        tmp_path,
+        workers=4,
+        model="logistic",
+        steps=2,
+        lr=0.0,
+        compute=Compute(step_time="10ms", slowdown={0: 5.0}),
+    )
+    sim.X.copy_(torch.arange(4.0).unsqueeze(1).expand_as(sim.X))
+    sim.run()
+    assert torch.equal(sim.X, torch.full_like(sim.X, 1.5))  # exact after log2(4) rounds
+
+
+@pytest.mark.parametrize("overlap", [0, 1, 2])
+def test_sgp_mixes_each_push_between_its_round_and_overlap_rounds_later(tmp_path, overlap):
+    sim = make_simulation(
+        SGP(overlap=overlap),
+        tmp_path,
+        workers=8,
+        model="logistic",
+        steps=30,
+        lr=0.0,
+        network=SLOW_NET,
+        compute=Compute(step_time="10ms", jitter=0.3, slowdown={0: 5.0, 3: 2.0}),
+    )
+    x0 = distinct_start(sim)
+    pending = unconsumed(sim, "push")
+    sim.run()
+    with open(sim.recorder.dir / "records.csv") as handle:
+        lags = [int(r["value"]) for r in csv.DictReader(handle) if r["name"] == "staleness"]
+    assert len(lags) == len(pending.sent) - len(pending())  # one row per push mixed in
+    assert min(lags) == 0 and max(lags) == overlap  # late pushes wait, none beyond overlap
+    mass = sum(node.state["w"] for node in sim.nodes) + sum(m.w for m in pending())
+    assert mass == pytest.approx(8.0, abs=1e-9)
+    if overlap == 0:
+        assert torch.allclose(sim.X, x0.mean(0).expand_as(sim.X), atol=1e-6)
 
 
 def test_fedavg_with_one_client_and_one_epoch_equals_plain_sgd(tmp_path):
