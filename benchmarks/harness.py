@@ -191,7 +191,7 @@ def _child(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as out:
         if side == "netsim":
             summary = netsim_run(case, Path(out), spec.get("execution", "auto"), spec["device"])
-            keep = ("wall_time_s", "final_accuracy", "mb_sent_per_node", "messages", "bytes_sent")
+            keep = ("wall_time_s", "final_accuracy", "mb_sent_per_worker", "messages", "bytes_sent")
             result = {key: summary[key] for key in keep} | {
                 "execution": summary["execution"]["mode"],
                 "steps_per_flush": summary["execution"]["steps_per_flush"],

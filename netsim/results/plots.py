@@ -55,20 +55,27 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-# name -> (file name, x label, x values from the global evaluations and the worker count)
+# name -> (file name, x label, what the title calls it, x values from the global evaluations
+# and the worker count)
 _ACCURACY_AXES = {
-    "time": ("accuracy_vs_time.png", "Simulated time (s)", lambda ev, w: ev["t"]),
+    "time": ("accuracy_vs_time.png", "Simulated time (s)", "simulated time", lambda ev, w: ev["t"]),
     "bytes": (
         "accuracy_vs_bytes.png",
-        "Data sent per worker (MB, all nodes' bytes / workers)",
-        lambda ev, w: ev["bytes"] / w / 1e6,
+        f"{read.MB_PER_WORKER} (all nodes' bytes, servers' too, / workers)",
+        read.MB_PER_WORKER,
+        lambda ev, w: read.mb_per_worker(ev["bytes"], w),
     ),
-    "steps": ("accuracy_vs_steps.png", "Steps every worker reached", lambda ev, w: ev["steps"]),
+    "steps": (
+        "accuracy_vs_steps.png",
+        "Steps every worker reached",
+        "steps",
+        lambda ev, w: ev["steps"],
+    ),
 }
 
 
 def _plot_accuracy(runs: list[Run], exp_dir: Path, axis: str) -> Path:
-    filename, xlabel, x_of = _ACCURACY_AXES[axis]
+    filename, xlabel, quantity, x_of = _ACCURACY_AXES[axis]
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     drawn, rating = False, True
     for run in runs:
@@ -98,7 +105,7 @@ def _plot_accuracy(runs: list[Run], exp_dir: Path, axis: str) -> Path:
     ax.set_ylabel(
         "Test RMSE (lower is better)" if metric == "Test RMSE" else "Global model accuracy (%)"
     )
-    ax.set_title(f"{metric} vs {xlabel.split(' (')[0].lower()}")
+    ax.set_title(f"{metric} vs {quantity}")
     ax.grid(alpha=0.3)
     return _save(fig, exp_dir / filename)
 
@@ -234,19 +241,21 @@ def summary_table(exp_dir, runs: list[str] | None = None) -> str:
     # rating data has no accuracy (NaN): show its final test RMSE, kept in final_loss
     rating = bool(loaded) and all(_rating(r.summary) for r in loaded)
     header = ["run", "algorithm", "workers", "final RMSE" if rating else "final acc (%)"]
-    header += ["sim time (s)", "step p5 (s)", "step p50 (s)", "step p95 (s)", "MB sent/node"]
+    header += ["sim time (s)", "step p5 (s)", "step p50 (s)", "step p95 (s)", read.MB_PER_WORKER]
     rows = []
     for run in loaded:
         s, st = run.summary, run.summary.get("step_time") or {}
+        workers = s.get("workers") or run.config.get("workers")
+        sent = s.get("bytes_sent")
         rows.append([
             run.name,
             str(s.get("algorithm") or run.config.get("algorithm") or "-"),
-            str(s.get("workers") or run.config.get("workers") or "-"),
+            str(workers or "-"),
             _num(s.get("final_loss"), ".4f") if rating
             else _num(s.get("final_accuracy"), ".2f", 100),
             _num(s.get("sim_time"), ".1f"),
             *(_num(st.get(q), ".3f") for q in ("p5", "p50", "p95")),
-            _num(s.get("mb_sent_per_node"), ".2f"),
+            _num(None if sent is None else read.mb_per_worker(sent, workers or 0), ".2f"),
         ])  # fmt: skip
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     # Names left-aligned, numbers right-aligned so their decimals line up.

@@ -11,6 +11,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+MB_PER_WORKER = "MB sent per worker"  # the one name of the measure, in tables and on axes
+
+
+def mb_per_worker(bytes_sent, workers: int):
+    """MB sent per worker: every byte sent by every node, a server's too, / workers (the
+    network load that each worker brings); 0 without workers."""
+    return bytes_sent / workers / 1e6 if workers else 0.0
+
 
 class Run(NamedTuple):
     name: str

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from netsim.network.message import Message
+from netsim.results.read import mb_per_worker
 
 STEPS = ("node", "step", "t_start", "t_end", "loss")
 MESSAGES = ("src", "dst", "kind", "bytes", "data_bytes", "t_send", "t_arrive", "dropped")
@@ -37,7 +38,6 @@ class Recorder:
         self.dropped = 0
         self.last_eval: dict | None = None
         self._records: dict[str, list[float]] = {}
-        self._sent_by = np.zeros(len(roles), dtype=np.int64)
         self._step_ends: dict[int, list[float]] = {i: [] for i in self.workers}
         # workers at each step count, so "steps every worker reached" is O(1) per step
         self._at_count = Counter({0: len(self.workers)})
@@ -80,7 +80,6 @@ class Recorder:
         self.dropped += int(m.dropped)
         if used_link:
             self.bytes_sent += m.size
-            self._sent_by[m.src] += m.size
         self._writers["messages"].writerow(
             (
                 m.src,
@@ -124,7 +123,6 @@ class Recorder:
     def summary(self, run: str, algorithm: str, sim_time: float, wall_time: float) -> dict:
         times = step_times(self._step_ends)
         pct = np.percentile(times, [5, 50, 95]) if len(times) else [float("nan")] * 3
-        sent = self._sent_by[self.workers] if self.workers else self._sent_by
         final = self.last_eval or {}
         return {
             "run": run,
@@ -141,7 +139,8 @@ class Recorder:
                 "p95": float(pct[2]),
                 "mean": float(np.mean(times)) if len(times) else float("nan"),
             },
-            "mb_sent_per_node": float(sent.mean() / 1e6) if len(sent) else 0.0,
+            # every node's sends, a server's too, per worker: the network load a worker costs
+            "mb_sent_per_worker": mb_per_worker(self.bytes_sent, len(self.workers)),
             "bytes_sent": self.bytes_sent,
             "messages": self.messages,
             "dropped": self.dropped,

@@ -7,12 +7,18 @@ import pytest
 from netsim.results import compare
 
 
-def fake_run(root, name, workers, rows):
+def fake_run(root, name, workers, rows, final=None):
+    """rows: (t, steps, bytes in total, accuracy) on the test subset; final: one such row on
+    the full test set."""
     run = root / name
     run.mkdir()
     (run / "summary.json").write_text(json.dumps({"workers": workers}))
+    (run / "config.json").write_text(json.dumps({"eval_subset": 1000}))
     lines = ["t,node,split,accuracy,loss,steps,bytes"]
     lines += [f"{t},global,subset,{acc},1.0,{steps},{b}" for t, steps, b, acc in rows]
+    if final is not None:
+        t, steps, b, acc = final
+        lines.append(f"{t},global,test,{acc},1.0,{steps},{b}")
     (run / "evals.csv").write_text("\n".join(lines) + "\n")
 
 
@@ -33,6 +39,35 @@ def test_write_makes_a_table_and_a_figure(tmp_path):
     fake_run(tmp_path, "a", 1, [(0, 0, 0, 0.1), (1, 1, 1e6, 0.2)])
     fake_run(tmp_path, "b", 1, [(0, 0, 0, 0.1), (2, 1, 5e5, 0.3)])
     table = compare.write(tmp_path, [("a", "b")])
-    assert "| a vs b | equal bytes | 0.5 MB/node | 10.00% | 30.00% |" in table
+    row = (
+        "| a vs b | equal bytes | 0.5 MB sent per worker | test subset of 1,000 | 10.00% | 30.00% |"
+    )
+    assert row in table
     assert (tmp_path / "cuts.png").stat().st_size > 5000
     assert (tmp_path / "cuts.md").read_text().strip() == table
+
+
+def test_a_cut_reads_both_runs_on_the_same_split_and_says_which(tmp_path):
+    # (t, steps, bytes, accuracy): the subset curve, then the final full test evaluation
+    fake_run(tmp_path, "short", 1, [(0, 0, 0, 0.1), (1, 10, 1e6, 0.5)], final=(1, 10, 1e6, 0.9))
+    fake_run(
+        tmp_path,
+        "long",
+        1,
+        [(0, 0, 0, 0.1), (1, 10, 1e6, 0.4), (2, 20, 2e6, 0.6)],
+        final=(2, 20, 2e6, 0.8),
+    )
+    fake_run(tmp_path, "same", 1, [(0, 0, 0, 0.1), (2, 20, 3e6, 0.55)], final=(2, 20, 3e6, 0.7))
+    # short ends within every budget, long does not: both on the subset, never short's final
+    for row in compare.cuts(tmp_path, "short", "long"):
+        assert (row["split"], row["short"], row["long"]) == ("subset", 0.5, 0.4), row["cut"]
+    rows = {r["cut"]: r for r in compare.cuts(tmp_path, "long", "same")}
+    # both end at 20 rounds and 2 s: both on the full test set there
+    for cut in ("equal rounds", "equal time"):
+        assert (rows[cut]["split"], rows[cut]["long"], rows[cut]["same"]) == ("test", 0.8, 0.7)
+    assert (rows["equal bytes"]["split"], rows["equal bytes"]["same"]) == ("subset", 0.1)
+    table = compare.write(tmp_path, [("long", "same")])
+    assert (
+        "| long vs same | equal rounds | 20.0 rounds | full test set | 80.00% | 70.00% |" in table
+    )
+    assert "| long vs same | equal bytes | 2.0 MB sent per worker | test subset of 1,000 |" in table

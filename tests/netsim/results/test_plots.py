@@ -1,9 +1,11 @@
 import csv
 import json
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from netsim.results import plots
 from netsim.results.plots import plot_experiment, step_times, summary_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -59,7 +61,7 @@ def experiment(tmp_path):
             "final_accuracy": 0.45,
             "sim_time": 1.5,
             "step_time": {"p5": 0.5, "p50": 0.5, "p95": 0.5, "mean": 0.5},
-            "mb_sent_per_node": 0.0,
+            "bytes_sent": 0,
         },
     )
     # Worker 1's rows come out of step order, as interleaved writes may leave them.
@@ -92,7 +94,7 @@ def experiment(tmp_path):
             "final_accuracy": 0.3456,
             "sim_time": 2.04,
             "step_time": {"p5": 0.5125, "p50": 0.8, "p95": 1.2476, "mean": 0.825},
-            "mb_sent_per_node": 0.00533,
+            "bytes_sent": 16000,
         },
     )
     return exp
@@ -163,3 +165,35 @@ def test_interrupted_runs_do_not_crash(experiment):
 def test_no_runs_still_writes_figures(tmp_path):
     assert len(plot_experiment(tmp_path)) == 5
     assert summary_table(tmp_path).count("\n") == 2
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures plot_experiment draws, by file name, kept open to be inspected."""
+    drawn = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.setdefault(path.name, fig) and path)
+    yield drawn
+    for fig in drawn.values():
+        plt.close(fig)
+
+
+def test_the_table_and_the_bytes_axis_show_one_measure_the_servers_sends_included(
+    tmp_path, figures
+):
+    # Four workers send 665 kB to the server, which sends as much back: 1.33 MB per worker.
+    roles = ["worker"] * 4 + ["server"]
+    messages = [[w, 4, "grad", 665_000, 665_000, 0.0, 1.0, 0] for w in range(4)]
+    messages += [[4, w, "params", 665_000, 665_000, 1.0, 2.0, 0] for w in range(4)]
+    evals = [
+        [0.0, "global", "subset", 0.1, 2.3, 0, 0],
+        [2.0, "global", "test", 0.5, 1.0, 1, 5_320_000],
+    ]
+    summary = {"algorithm": "AsyncPS", "workers": 4, "bytes_sent": 5_320_000}
+    write_run(tmp_path, "async_ps", roles, [[0, 1, 0.0, 1.0, 2.0]], messages, evals, summary)
+    plot_experiment(tmp_path)
+    lines = summary_table(tmp_path).splitlines()
+    header = [cell.strip() for cell in lines[0].split("|")]
+    assert lines[2].split("|")[header.index("MB sent per worker")].strip() == "1.33"
+    ax = figures["accuracy_vs_bytes.png"].axes[0]
+    assert ax.get_xlabel().startswith("MB sent per worker")
+    assert [line.get_xdata()[-1] for line in ax.lines[:2]] == [0.0, 1.33]  # curve, final star
