@@ -94,6 +94,8 @@ class Recorder:
         )
 
     def record(self, t: float, node: int, name: str, value: float) -> None:
+        if hasattr(value, "item"):  # a numpy or torch scalar: its repr is not a number
+            value = value.item()
         self._writers["records"].writerow((repr(t), node, name, repr(value)))
         self._records.setdefault(name, []).append(value)
 

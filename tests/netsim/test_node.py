@@ -1,7 +1,9 @@
 """Node verbs: causality, gradients in the population tensor, mailbox semantics."""
 
+import csv
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 
@@ -99,6 +101,27 @@ def test_recv_timeout_and_drain(simulate):
     _, summary = simulate(Mailbox(), workers=2, steps=1, network=FAST)
     rec = {name: v["mean"] for name, v in summary["records"].items()}
     assert rec == {"timed_out": 1.0, "order": 12.0, "empty": 0.0}
+
+
+@dataclass(frozen=True)
+class Scalars:
+    needs_connected = False
+    layout = staticmethod(ops.solo)
+    global_model = staticmethod(ops.worker_mean)
+
+    async def worker(self, node):
+        node.record("np_float", np.float64(0.5))
+        node.record("np_int", np.int64(3))
+        node.record("torch", torch.tensor(0.25))
+        node.record("int", 2)
+
+
+def test_records_csv_holds_numpy_and_torch_scalars_as_plain_numbers(simulate):
+    sim, summary = simulate(Scalars(), workers=1, steps=1)
+    with open(sim.recorder.dir / "records.csv") as handle:
+        rows = [(r["name"], r["value"]) for r in csv.DictReader(handle)]
+    assert rows == [("np_float", "0.5"), ("np_int", "3"), ("torch", "0.25"), ("int", "2")]
+    assert summary["records"]["torch"] == {"mean": 0.25, "max": 0.25}
 
 
 def test_batchnorm_statistics_live_in_the_buffer_population():
