@@ -42,7 +42,7 @@ class Settings:
     lr_schedule: str = "constant"  # or "cosine": lr * (1 + cos(pi * progress)) / 2 over `steps`
     momentum: float = 0.0
     weight_decay: float = 0.0
-    workers: int = 4
+    workers: int | None = None  # None: a user graph's size, else 4 (worker_count)
     topology: Any = "complete"
     degree: int = 4
     p: float = 0.5
@@ -65,26 +65,43 @@ class Settings:
             "shards": {"shards_per_node": self.shards_per_node},
         }.get(self.partition, {})
 
+    @property
+    def worker_count(self) -> int:
+        """``workers``, else the user graph's node count, else 4."""
+        if self.workers is not None:
+            return self.workers
+        return self.topology.number_of_nodes() if self._user_graph() else 4
+
+    def _user_graph(self) -> bool:
+        return isinstance(self.topology, (nx.Graph, nx.DiGraph))
+
     def graph(self) -> nx.Graph:
         """The workers' graph: a user's networkx graph, or one built by name."""
-        if isinstance(self.topology, (nx.Graph, nx.DiGraph)):
+        if self._user_graph():
             return graphs.check(self.topology, require_connected=self._needs_connected())
-        if self.workers == 1:
+        if self.worker_count == 1:
             return nx.empty_graph(1)  # a lone worker has no peers, whatever the family
         extra = {"k_regular": {"k": self.degree}, "erdos_renyi": {"p": self.p, "seed": self.seed}}
-        graph = graphs.build(self.topology, self.workers, **extra.get(self.topology, {}))
+        graph = graphs.build(self.topology, self.worker_count, **extra.get(self.topology, {}))
         return graphs.check(graph, require_connected=self._needs_connected())
 
     def _needs_connected(self) -> bool:
-        return getattr(self.algorithm, "needs_connected", False) and self.workers > 1
+        return getattr(self.algorithm, "needs_connected", False) and self.worker_count > 1
 
     def validate(self) -> None:
         if self.algorithm is None:
             raise ConfigError("a run has no algorithm: write Run('name', SomeAlgorithm())")
-        positive = {"batch": self.batch, "workers": self.workers, "eval_subset": self.eval_subset}
+        n = self.worker_count
+        positive = {"batch": self.batch, "workers": n, "eval_subset": self.eval_subset}
         for key, value in positive.items():
             if not (isinstance(value, int) and value >= 1):
                 raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        size = self.topology.number_of_nodes() if self._user_graph() else n
+        if n != size:
+            raise ConfigError(
+                f"workers={n} but the topology graph has {size} nodes: drop workers or pass a "
+                f"graph of {n} nodes"
+            )
         if not (self.lr >= 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0):
             raise ConfigError("need lr >= 0, 0 <= momentum < 1 and weight_decay >= 0")
         if self.lr_schedule not in ("constant", "cosine"):
@@ -108,11 +125,10 @@ class Settings:
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if isinstance(self.eval_nodes, bool) or not (
-            isinstance(self.eval_nodes, int) and 0 <= self.eval_nodes <= self.workers
+            isinstance(self.eval_nodes, int) and 0 <= self.eval_nodes <= n
         ):
             raise ConfigError(
-                f"eval_nodes is how many workers to evaluate alone, 0..{self.workers}, "
-                f"got {self.eval_nodes!r}"
+                f"eval_nodes is how many workers to evaluate alone, 0..{n}, got {self.eval_nodes!r}"
             )
         if self.execution not in MODES:
             raise ConfigError(

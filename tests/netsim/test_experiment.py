@@ -89,6 +89,36 @@ def test_user_graph_is_checked_for_connectivity_when_the_algorithm_needs_it():
         preflight(settings)
 
 
+def test_workers_that_contradict_the_users_graph_are_one_line():
+    graph = nx.cycle_graph(16)
+    e = Experiment("t", [Run("p2p", P2PPull())], data="synthetic_fmnist", steps=1, topology=graph)
+    e.override(["workers=8"])
+    with pytest.raises(ConfigError) as error:
+        e.resolve()
+    message = str(error.value)
+    assert "workers=8" in message and "16 nodes" in message and "\n" not in message
+    assert "drop workers or pass a graph of 8 nodes" in message
+
+
+def test_the_users_graph_sets_the_workers_unless_workers_is_set_to_its_size():
+    graph = nx.cycle_graph(16)
+    for given in ({}, {"workers": 16}):
+        e = Experiment(
+            "t", [Run("p2p", P2PPull())], data="synthetic_fmnist", steps=1, topology=graph, **given
+        )
+        ((_, settings),) = e.resolve()
+        assert settings.worker_count == 16
+        assert preflight(settings)[0].number_of_nodes() == 16
+    # every worker may be evaluated alone, not just the default's 4
+    e = Experiment("t", [Run("p2p", P2PPull())], topology=graph, steps=1, eval_nodes=16)
+    assert e.resolve()[0][1].eval_nodes == 16
+
+
+def test_without_a_graph_workers_defaults_to_4():
+    ((_, settings),) = Experiment("t", [Run("p2p", P2PPull())], steps=1).resolve()
+    assert settings.worker_count == 4 and settings.graph().number_of_nodes() == 4
+
+
 def test_a_network_override_for_a_role_no_run_has_is_a_typo(tmp_path):
     from netsim import run
 
