@@ -16,6 +16,7 @@ from typing import Any
 import networkx as nx
 
 import models
+from netsim.algorithms import hooks
 from netsim.engine.compute import Compute
 from netsim.engine.execution import MODES
 from netsim.network import Network
@@ -86,7 +87,7 @@ class Settings:
         return graphs.check(graph, require_connected=self._needs_connected())
 
     def _needs_connected(self) -> bool:
-        return getattr(self.algorithm, "needs_connected", False) and self.worker_count > 1
+        return hooks.needs_connected(self.algorithm) and self.worker_count > 1
 
     def validate(self) -> None:
         if self.algorithm is None:
@@ -108,7 +109,7 @@ class Settings:
             raise ConfigError(f"lr_schedule is 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.lr_schedule == "cosine" and self.steps is None:
             raise ConfigError("lr_schedule='cosine' decays over steps: set steps=N as well")
-        if self.steps is None and self.until is None and not getattr(self.algorithm, "rounds", 0):
+        if self.steps is None and self.until is None and not hooks.rounds(self.algorithm):
             raise ConfigError("a run needs a stop: set steps=N (per worker) or until='60s'")
         if self.steps is not None and not (isinstance(self.steps, int) and self.steps >= 1):
             raise ConfigError(f"steps must be a positive integer, got {self.steps!r}")

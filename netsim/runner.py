@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from netsim import data as datasets
+from netsim.algorithms import hooks
 from netsim.experiment import ConfigError, Experiment, Settings
 
 
@@ -18,9 +19,8 @@ def preflight(settings: Settings):
     """Validates one run completely; returns the workers' graph and its nodes' roles."""
     settings.validate()
     graph = settings.graph()
-    if hasattr(settings.algorithm, "check"):
-        settings.algorithm.check(graph.number_of_nodes())
-    _, roles = settings.algorithm.layout(graph)
+    hooks.check(settings.algorithm, graph.number_of_nodes())
+    _, roles = hooks.layout(settings.algorithm, graph)
     roles = [r[0] for r in roles]
     settings.network.resolve(roles)
     dataset = datasets.load(settings.data, settings.data_root)
@@ -37,7 +37,7 @@ def _check_role_keys(experiment: Experiment, runs) -> None:
     seen = {
         role
         for _, settings in experiment.resolve(everything=True)
-        for role, *_ in settings.algorithm.layout(settings.graph())[1]
+        for role, *_ in hooks.layout(settings.algorithm, settings.graph())[1]
     }
     for _, settings in runs:
         for key in settings.network.nodes:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 import models
 from netsim import data as datasets
 from netsim import runtime
+from netsim.algorithms import hooks
 from netsim.engine import calibration
 from netsim.engine.evaluation import Evaluator, combine
 from netsim.engine.execution import Steps
@@ -53,7 +54,7 @@ class Simulation:
         self.raw_train = self.dataset.raw_train.to(self.device)
         self.lut = None if self.dataset.lut is None else self.dataset.lut.to(self.device)
         self.y_train = self.dataset.y_train.to(self.device)
-        self.graph, roles = self.algorithm.layout(graph)
+        self.graph, roles = hooks.layout(self.algorithm, graph)
         self.roles = [r[0] for r in roles]
         self.workers = [i for i, role in enumerate(self.roles) if role == "worker"]
         self.compute = settings.compute
@@ -161,12 +162,12 @@ class Simulation:
             self.nodes[message.dst].deliver(message)
 
     def global_model(self) -> torch.Tensor:
-        return self.algorithm.global_model(self.X, self.roles)
+        return hooks.global_model(self.algorithm, self.X, self.roles)
 
     def global_buffers(self) -> torch.Tensor:
         if self.B.shape[1] == 0:
             return self.B[0]
-        return self.algorithm.global_model(self.B, self.roles)
+        return hooks.global_model(self.algorithm, self.B, self.roles)
 
     def _partition(self, rng: np.random.Generator):
         """Each worker's training indices, and for per-user data its users' test indices."""
@@ -214,7 +215,7 @@ class Simulation:
             if now % every == 0:
                 self.evaluate("subset")
         if (
-            getattr(self.algorithm, "stop", self.settings.stop) == "first"
+            hooks.stop(self.algorithm, self.settings.stop) == "first"
             and node.role == "worker"
             and self.budget_spent(node)
             and not self._stop.triggered
@@ -236,7 +237,7 @@ class Simulation:
         for node, names in zip(self.nodes, self._role_names, strict=True):
             for role in names:
                 process = runtime.spawn(self.env, getattr(self.algorithm, role)(node))
-                if role in getattr(self.algorithm, "drives", ("worker",)):
+                if role in hooks.drives(self.algorithm):
                     workers.append(process)
         runtime.spawn(self.env, self._observer())
         until = simpy.AllOf(self.env, workers) | self._stop
@@ -273,7 +274,7 @@ class Simulation:
         self.evaluate("test")
         summary = self.recorder.summary(
             self.name,
-            getattr(self.algorithm, "label", type(self.algorithm).__name__),
+            hooks.label(self.algorithm),
             self.env.now,
             time.perf_counter() - started,
         )

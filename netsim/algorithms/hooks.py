@@ -1,0 +1,59 @@
+"""What the kernel asks of an algorithm, and the answer when the algorithm does not say.
+
+An algorithm is a frozen dataclass with one ``async def`` per role; everything else is optional,
+so a dataclass with only ``async def worker(self, node)`` is a whole algorithm. The simulation,
+the runner and the experiment checks ask through these functions, the one place the defaults
+live:
+
+- ``layout(graph)`` -> (graph, [role names per node]): the nodes and which roles each runs;
+  default: the workers' graph, every node a worker (``ops.solo``);
+- ``global_model(X, roles)``: the model evaluated; default: the mean of the workers' rows;
+- ``check(workers)``: raises ``ops.AlgorithmError`` for hyper-parameters that do not fit the
+  run, before it starts; default: nothing to check;
+- ``needs_connected``: the graph must be (strongly) connected; default: False;
+- ``drives``: the roles whose return ends the run; default: ("worker",);
+- ``stop``: "first" to end the run when the first worker is done; default: the run's setting;
+- ``label``: the name in tables and plots; default: the class name;
+- ``rounds``: the algorithm ends by itself after this many rounds, so the run needs no
+  ``steps`` or ``until`` (FedAvg); default: 0, it does not.
+"""
+
+from __future__ import annotations
+
+from netsim.algorithms import ops
+
+
+def layout(algorithm, graph):
+    hook = getattr(algorithm, "layout", None)
+    return hook(graph) if hook is not None else ops.solo(graph)
+
+
+def global_model(algorithm, X, roles):
+    hook = getattr(algorithm, "global_model", None)
+    return hook(X, roles) if hook is not None else ops.worker_mean(X, roles)
+
+
+def check(algorithm, workers: int) -> None:
+    hook = getattr(algorithm, "check", None)
+    if hook is not None:
+        hook(workers)
+
+
+def needs_connected(algorithm) -> bool:
+    return bool(getattr(algorithm, "needs_connected", False))
+
+
+def drives(algorithm) -> tuple[str, ...]:
+    return tuple(getattr(algorithm, "drives", ("worker",)))
+
+
+def stop(algorithm, default: str) -> str:
+    return getattr(algorithm, "stop", default)
+
+
+def label(algorithm) -> str:
+    return getattr(algorithm, "label", type(algorithm).__name__)
+
+
+def rounds(algorithm) -> int:
+    return getattr(algorithm, "rounds", 0) or 0
