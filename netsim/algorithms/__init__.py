@@ -1,4 +1,8 @@
-"""Algorithms: each a frozen dataclass of hyper-parameters with one ``async def`` per role."""
+"""Algorithms: each a frozen dataclass of hyper-parameters with one ``async def`` per role.
+
+hooks.py is what the kernel asks of an algorithm besides its roles (layout, global model, ...)
+and the defaults for what it does not define; ops.py and sharing.py hold the shared maths.
+"""
 
 from netsim.algorithms.dpsgd import DPSGD
 from netsim.algorithms.fedavg import FedAvg, FedProx
