@@ -1,4 +1,5 @@
-"""python -m netsim EXPERIMENT.py [--set key=value ...] [--out DIR] [--device auto|cpu|cuda]"""
+"""python -m netsim EXPERIMENT.py [--set key=value ...] [--out DIR] [--device auto|cpu|cuda]
+[--only RUN,...] [--timeline START:END]"""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from netsim.data import DataError
 from netsim.engine.compute import ComputeError
 from netsim.experiment import ConfigError, Experiment
 from netsim.network import NetworkError
-from netsim.units import UnitError
+from netsim.units import UnitError, parse_time
 from topologies.graphs import TopologyError
 
 USER_ERRORS = (
@@ -49,9 +50,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="RUN[,RUN]",
         help="run only these runs (others keep their earlier results)",
     )
+    parser.add_argument(
+        "--timeline",
+        default=None,
+        metavar="START:END",
+        help="the simulated seconds timeline.png shows: 0:30, 100: (to the end); default 0:10",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     try:
+        timeline = parse_timeline(args.timeline) if args.timeline is not None else None
         experiment = load(args.experiment)
         experiment.override(args.set)
         if args.only:
@@ -60,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         from netsim.sim import SimulationError
 
         try:
-            run(experiment, args.out, args.device, progress=not args.no_progress)
+            run(
+                experiment,
+                args.out,
+                args.device,
+                progress=not args.no_progress,
+                timeline=timeline,
+            )
         except SimulationError as exc:
             raise ConfigError(str(exc)) from None
     except USER_ERRORS as exc:
@@ -73,6 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     print(table.read_text(), end="")
     print(f"results and plots: {table.parent}/")
     return 0
+
+
+def parse_timeline(text: str) -> tuple[float, float | None]:
+    """'0:30' -> (0.0, 30.0), '100:' -> (100.0, None) (to the end); units allowed: '1min:2min'."""
+    start, colon, end = text.partition(":")
+    try:
+        window = (parse_time(start or 0), parse_time(end) if end else None)
+    except UnitError:
+        window = None
+    if not colon or window is None or (window[1] is not None and window[1] <= window[0]):
+        raise ConfigError(
+            f"--timeline takes START:END in simulated seconds with START < END, e.g. 0:30, or "
+            f"START: for the rest of the run, e.g. 100:; got {text!r}"
+        )
+    return window
 
 
 def load(path: str) -> Experiment:

@@ -14,6 +14,8 @@ from netsim import data as datasets
 from netsim.algorithms import hooks
 from netsim.experiment import ConfigError, Experiment, Settings
 
+FEW_EVALUATIONS = 5  # fewer evaluations during a run than this, and its curves say little
+
 
 def preflight(settings: Settings):
     """Validates one run completely; returns the workers' graph and its nodes' roles."""
@@ -48,14 +50,34 @@ def _check_role_keys(experiment: Experiment, runs) -> None:
                 )
 
 
+def _warn_few_evaluations(experiment: Experiment, name: str, settings: Settings) -> None:
+    """One line on stderr when a run's step budget leaves its curves a few points (--set
+    steps=100 on an experiment that evaluates every 100 steps), before any run starts."""
+    every, steps = settings.eval_every, settings.steps
+    if steps is None or not isinstance(every, int) or steps // every >= FEW_EVALUATIONS:
+        return
+    points = steps // every + 1  # at the start and every `every` steps
+    own = any(r.name == name and "eval_every" in r.settings for r in experiment.runs)
+    key = f"{name}.eval_every" if own else "eval_every"
+    print(
+        f"netsim: warning: run {name!r} takes {steps} steps and evaluates every {every} "
+        f"steps: {points} point{'s' * (points > 1)} per curve; for more, --set {key}="
+        f"{max(1, steps // 10)}",
+        file=sys.stderr,
+    )
+
+
 def run(
     experiment: Experiment,
     out: str | Path = "results",
     device: str | None = None,
     progress: bool = True,
     plot: bool = True,
+    timeline: tuple[float, float | None] | None = None,
 ) -> dict[str, dict]:
-    """Runs every run of the experiment; returns {run name: summary}. Writes under out/name/."""
+    """Runs every run of the experiment; returns {run name: summary}. Writes under out/name/.
+
+    ``timeline=(start, end)``: the simulated seconds timeline.png shows (default: 0 to 10)."""
     from netsim.sim import Simulation  # torch-heavy; imported once the spec is known to be sound
 
     runs = experiment.resolve()
@@ -63,6 +85,12 @@ def run(
         runs = [(name, dataclasses.replace(s, device=device)) for name, s in runs]
     checked = [preflight(settings) for _, settings in runs]
     _check_role_keys(experiment, runs)
+    if plot:
+        from netsim.results import timeline as window
+
+        window.check(timeline)
+    for name, settings in runs:
+        _warn_few_evaluations(experiment, name, settings)
     exp_dir = Path(out) / experiment.name
     summaries = {}
     for (name, settings), (graph, _) in zip(runs, checked, strict=True):
@@ -86,7 +114,7 @@ def run(
         # every run of the experiment that has results, so re-running a few (--only) keeps the
         # others in the figures and the table
         names = [r.name for r in experiment.runs if (exp_dir / r.name / "summary.json").exists()]
-        plots.plot_experiment(exp_dir, names)
+        plots.plot_experiment(exp_dir, names, timeline=timeline)
         table = plots.summary_table(exp_dir, names)
         pairs = [p for p in experiment.pairs if set(p) <= set(names)]
         if pairs:

@@ -4,6 +4,7 @@
   flushed as the run goes;
 - read.py: a results folder back as arrays (used by plots and compare);
 - plots.py: the experiment's figures and its summary table (``netsim.plots`` re-exports it);
+- timeline.py: the timeline figure (compute and transfers per node over a window of time);
 - compare.py: cuts at equal rounds, time and bytes between pairs of runs.
 
 May import: numpy, matplotlib, ``netsim.network.message`` (a message's fields). Never imports

@@ -6,7 +6,6 @@ Any file may be missing or cut short; a figure then skips that run instead of fa
 Accuracy is stored as a fraction and shown in percent; times are simulated seconds.
 """
 
-from collections import Counter
 from pathlib import Path
 
 import matplotlib
@@ -14,16 +13,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
 
 from netsim.results import read  # noqa: E402
+from netsim.results import timeline as _timeline  # noqa: E402
 from netsim.results.read import Run, step_times  # noqa: E402, F401  (step_times: public here too)
 
 DPI = 120
-COMPUTE_SHADES = ("0.5", "0.7")  # odd and even steps
-DROPPED_COLOR = "tab:red"
-# Message kinds avoid the compute grey and the dropped red, so every bar reads one way.
-KIND_COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:cyan", "tab:olive"]
 
 
 def _load(exp_dir: Path, runs: list[str] | None) -> list[Run]:
@@ -31,18 +26,6 @@ def _load(exp_dir: Path, runs: list[str] | None) -> list[Run]:
     # One colour per run, fixed by its position, so every figure uses the same one.
     cmap = plt.get_cmap("tab10" if len(loaded) <= 10 else "tab20")
     return [run._replace(color=cmap(k % cmap.N)) for k, run in enumerate(loaded)]
-
-
-def _node_labels(roles: list[str]) -> list[str]:
-    """Workers are w0, w1, ...; other roles go by name, numbered only if they repeat."""
-    total, seen, labels = Counter(roles), Counter(), []
-    for role in roles:
-        if role == "worker":
-            labels.append(f"w{seen[role]}")
-        else:
-            labels.append(f"{role}{seen[role]}" if total[role] > 1 else role)
-        seen[role] += 1
-    return labels
 
 
 def _no_data(ax, what: str) -> None:
@@ -118,7 +101,7 @@ def _plot_step_hist(runs: list[Run], exp_dir: Path) -> Path:
         figsize=(7, 1.1 + 1.5 * max(len(times), 1)), layout="constrained",
     )  # fmt: skip
     axes = axes[:, 0]
-    fig.suptitle("Seconds per batch (Table I analogue)")
+    fig.suptitle("Seconds per step of each worker: computing and waiting for messages")
     if not times:
         _no_data(axes[0], "worker steps")
         return _save(fig, exp_dir / "step_time_hist.png")
@@ -145,83 +128,19 @@ def _plot_step_hist(runs: list[Run], exp_dir: Path) -> Path:
     return _save(fig, exp_dir / "step_time_hist.png")
 
 
-def _plot_timeline(runs: list[Run], exp_dir: Path, window: float) -> Path:
-    """Gantt chart: per node a compute bar, uploads just above it, downloads just below."""
-    kinds = sorted({k for run in runs for k in run.messages.get("kind", [])})
-    kind_color = {k: KIND_COLORS[i % len(KIND_COLORS)] for i, k in enumerate(kinds)}
-    shown = [run for run in runs if run.roles]
-    heights = [0.9 + 0.32 * len(run.roles) for run in shown] or [1.5]
-    fig, axes = plt.subplots(
-        len(heights), 1, squeeze=False, figsize=(10, 0.9 + sum(heights)),
-        gridspec_kw={"height_ratios": heights}, layout="constrained",
-    )  # fmt: skip
-    axes = axes[:, 0]
-    fig.suptitle(
-        f"Timeline of the first {window:g} simulated seconds\n"
-        "compute per node; uploads drawn above its row, downloads below"
-    )
-    if not shown:
-        _no_data(axes[0], "nodes")
-    for ax, run in zip(axes[: len(shown)], shown, strict=True):
-        labels = _node_labels(run.roles)
-        if run.steps:
-            s = run.steps
-            for i in range(len(labels)):
-                mine = (s["node"] == i) & (s["t_start"] < window)
-                spans = _spans(s["t_start"][mine], s["t_end"][mine])
-                # Alternating shades keep back-to-back steps apart at any zoom.
-                shade = np.where(s["step"][mine] % 2 == 1, *COMPUTE_SHADES)
-                ax.broken_barh(spans, (i - 0.15, 0.3), facecolors=list(shade))
-        if run.messages:
-            _draw_transfers(ax, run.messages, window, kind_color)
-        ax.set_yticks(range(len(labels)), labels, fontsize=8 if len(labels) > 12 else 10)
-        ax.set_ylim(len(labels) - 0.5, -0.5)
-        ax.set_xlim(0, window)
-        ax.set_title(run.name, fontsize=10, loc="left")
-        ax.grid(axis="x", alpha=0.3)
-    axes[-1].set_xlabel("Simulated time (s)")
-    handles = [Patch(color=COMPUTE_SHADES[0], label="compute")]
-    handles += [Patch(color=c, alpha=0.6, label=k) for k, c in kind_color.items()]
-    if any(np.any(run.messages.get("dropped", np.empty(0)) == 1) for run in runs):
-        handles.append(Patch(fc="white", ec=DROPPED_COLOR, hatch="////", label="dropped"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6))
-    return _save(fig, exp_dir / "timeline.png")
-
-
-def _spans(start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    return np.column_stack([start, end - start])
-
-
-def _draw_transfers(ax, m: dict, window: float, kind_color: dict) -> None:
-    """Uploads in a strip above the sender's compute bar, downloads below the receiver's."""
-    # A dropped message may have no arrival time; show it as a blip at its send time.
-    end = np.where(np.isnan(m["t_arrive"]), m["t_send"] + window / 200, m["t_arrive"])
-    for kind, color in kind_color.items():
-        of_kind = (m["t_send"] < window) & (m["kind"] == kind)
-        delivered, dropped = of_kind & (m["dropped"] == 0), of_kind & (m["dropped"] == 1)
-        # A dropped message never reaches the receiver's downlink.
-        for sel, col, y, style in (
-            (delivered, "src", -0.36, {"fc": color, "alpha": 0.6}),
-            (delivered, "dst", 0.18, {"fc": color, "alpha": 0.6}),
-            (dropped, "src", -0.36, {"fc": "none", "ec": DROPPED_COLOR, "hatch": "////"}),
-        ):
-            for node in np.unique(m[col][sel]):
-                row = sel & (m[col] == node)
-                ax.broken_barh(_spans(m["t_send"][row], end[row]), (node + y, 0.18), **style)
-
-
-def plot_experiment(
-    exp_dir, runs: list[str] | None = None, timeline_window: float = 10.0
-) -> list[Path]:
+def plot_experiment(exp_dir, runs: list[str] | None = None, timeline=None) -> list[Path]:
     """Write the five figures of an experiment into `exp_dir`; returns their paths.
 
     `runs` defaults to every subfolder holding a summary.json or an evals.csv, sorted.
+    `timeline=(start, end)` is the window of simulated seconds the timeline shows (end None:
+    to the end of the runs; None: the first 10 s).
     """
+    _timeline.check(timeline)
     exp_dir = Path(exp_dir)
     loaded = _load(exp_dir, runs)
     paths = [_plot_accuracy(loaded, exp_dir, axis) for axis in _ACCURACY_AXES]
     paths.append(_plot_step_hist(loaded, exp_dir))
-    paths.append(_plot_timeline(loaded, exp_dir, timeline_window))
+    paths.append(_save(_timeline.figure(loaded, timeline), exp_dir / "timeline.png"))
     return paths
 
 

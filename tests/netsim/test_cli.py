@@ -49,8 +49,16 @@ def netsim(
         ({"topology": "nx.Graph([(0, 1), (2, 3)])"}, [], "components"),
         ({"data": "fashion_mnist"}, [], "apt-get install dataset-fashion-mnist"),
         ({}, ["--set", "model=resnet"], "unknown model 'resnet'"),
+        ({}, ["--timeline", "5:2"], "--timeline takes START:END in simulated seconds"),
     ],
-    ids=["unknown-key", "negative-bandwidth", "disconnected", "missing-data", "bad-model"],
+    ids=[
+        "unknown-key",
+        "negative-bandwidth",
+        "disconnected",
+        "missing-data",
+        "bad-model",
+        "timeline",
+    ],
 )
 def test_bad_input_is_one_line_without_traceback(tmp_path, kwargs, args, message):
     import os
@@ -85,3 +93,37 @@ def test_a_good_run_prints_the_summary_table_and_writes_results(tmp_path):
     for run in ("one", "p2p"):
         for name in ("config.json", "steps.csv", "messages.csv", "evals.csv", "summary.json"):
             assert (out / run / name).is_file(), (run, name)
+
+
+def in_process(tmp_path, *args):
+    """The CLI's main() in this process, so that a test can watch what it draws or prints."""
+    from netsim.__main__ import main
+
+    spec = tmp_path / "exp.py"
+    spec.write_text(
+        EXPERIMENT.format(data="synthetic_fmnist", bandwidth="1Gbit/s", topology='"ring"')
+    )
+    return main([str(spec), "--out", str(tmp_path / "out"), "--only", "one", *args])
+
+
+def test_timeline_picks_the_window_that_timeline_png_shows(tmp_path, monkeypatch):
+    from netsim.results import plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.setdefault(path.name, fig) and path)
+    assert in_process(tmp_path, "--no-progress", "--timeline", "0.5:") == 0
+    start, end = drawn["timeline.png"].axes[0].get_xlim()
+    assert start == 0.5 and end > start
+
+
+@pytest.mark.parametrize("steps, warned", [(20, True), (50, False)])
+def test_few_evaluations_are_one_warning_line_before_runs_start(tmp_path, capsys, steps, warned):
+    assert in_process(tmp_path, "--set", f"steps={steps}", "--set", "eval_every=10") == 0
+    lines = capsys.readouterr().err.splitlines()
+    warning = (
+        "netsim: warning: run 'one' takes 20 steps and evaluates every 10 steps: 3 points per "
+        "curve; for more, --set eval_every=2"
+    )
+    assert [line for line in lines if "warning" in line] == ([warning] if warned else [])
+    if warned:  # before the line that reports the run's end
+        assert lines.index(warning) < next(i for i, x in enumerate(lines) if x.startswith("one: "))

@@ -122,7 +122,7 @@ def test_step_times_ignore_non_worker_roles(tmp_path):
 
 
 def test_plot_experiment_writes_five_valid_pngs(experiment):
-    paths = plot_experiment(experiment, timeline_window=2.0)
+    paths = plot_experiment(experiment, timeline=(0, 2.0))
     assert sorted(p.name for p in paths) == sorted(FIGURES)
     for path in paths:
         assert path.parent == experiment
@@ -197,3 +197,46 @@ def test_the_table_and_the_bytes_axis_show_one_measure_the_servers_sends_include
     ax = figures["accuracy_vs_bytes.png"].axes[0]
     assert ax.get_xlabel().startswith("MB sent per worker")
     assert [line.get_xdata()[-1] for line in ax.lines[:2]] == [0.0, 1.33]  # curve, final star
+
+
+def test_the_step_time_histogram_has_a_neutral_title(experiment, figures):
+    plot_experiment(experiment)
+    title = figures["step_time_hist.png"].get_suptitle()
+    assert title == "Seconds per step of each worker: computing and waiting for messages"
+
+
+@pytest.mark.parametrize(
+    "timeline, window",
+    [(None, (0.0, 10.0)), ((1, 1.5), (1.0, 1.5)), ((0.5, None), (0.5, 2.0 * 1.01))],
+)
+def test_the_timeline_shows_the_window_asked_for(experiment, figures, timeline, window):
+    plot_experiment(experiment, timeline=timeline)
+    fig = figures["timeline.png"]
+    assert [ax.get_xlim() for ax in fig.axes] == [pytest.approx(window)] * 2  # ps, single
+    assert fig.get_suptitle().startswith(f"Timeline from {window[0]:g} s to {window[1]:g} s")
+
+
+@pytest.mark.parametrize("timeline", [(2, 1), (-1, 5), (0, float("inf")), "0:30", (1,)])
+def test_a_bad_timeline_window_is_one_line(experiment, timeline):
+    with pytest.raises(ValueError, match=r"^timeline=\(start, end\) takes simulated seconds"):
+        plot_experiment(experiment, timeline=timeline)
+
+
+def test_the_timeline_of_many_nodes_stays_under_1440_pixels(tmp_path, figures):
+    roles = ["worker"] * 16
+    steps = [[node, 1, 0.0, 1.0, 2.0] for node in range(16)]
+    for name in ("a", "b", "c"):
+        write_run(tmp_path, name, roles, steps, None, None, {"algorithm": "sgd"})
+    plot_experiment(tmp_path)
+    assert figures["timeline.png"].get_size_inches()[1] * plots.DPI <= 1440
+
+
+def test_the_timeline_legend_names_both_compute_greys(experiment, figures):
+    plot_experiment(experiment)
+    fig = figures["timeline.png"]
+    legend = fig.legends[0]
+    handles = zip(legend.texts, legend.legend_handles, strict=True)
+    shades = {text.get_text(): tuple(handle.get_facecolor()) for text, handle in handles}
+    odd, even = shades["compute, odd steps"], shades["compute, even steps"]
+    drawn = {tuple(c) for ax in fig.axes for bars in ax.collections for c in bars.get_facecolors()}
+    assert odd != even and {odd, even} <= drawn
