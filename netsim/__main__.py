@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import argparse
-import runpy
 import sys
 from pathlib import Path
 
+from netsim import specfile
 from netsim.algorithms.ops import AlgorithmError
 from netsim.data import DataError
 from netsim.engine.compute import ComputeError
@@ -28,6 +28,9 @@ USER_ERRORS = (
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:
+        return worker(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m netsim", description=__doc__)
     parser.add_argument("experiment", help="an experiment file, e.g. experiments/ps_vs_p2p.py")
     parser.add_argument(
@@ -56,6 +59,27 @@ def main(argv: list[str] | None = None) -> int:
         metavar="START:END",
         help="the simulated seconds timeline.png shows: 0:30, 100: (to the end); default 0:10",
     )
+    parser.add_argument(
+        "--runtime",
+        choices=["sim", "real"],
+        default="sim",
+        help="sim: the simulated clock (default); real: one process per node on real TCP",
+    )
+    parser.add_argument(
+        "--hosts",
+        default=None,
+        metavar="FILE",
+        help="real runtime across hosts: one host[:port] per line, nodes dealt round-robin; "
+        "each host runs `python -m netsim worker --connect THIS_HOST:PORT --host HOST`",
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help="the real runtime's control port (with --hosts)"
+    )
+    parser.add_argument(
+        "--bind",
+        default=None,
+        help="address the control port listens on (default 0.0.0.0 with --hosts, else 127.0.0.1)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     try:
@@ -64,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         experiment.override(args.set)
         if args.only:
             experiment.select(args.only.split(","))
-        from netsim.runner import run
+        from netsim.runner import placement, run
         from netsim.sim import SimulationError
+
+        where = placement(args.runtime, args.hosts, args.port, args.bind)
 
         try:
             run(
@@ -74,9 +100,16 @@ def main(argv: list[str] | None = None) -> int:
                 args.device,
                 progress=not args.no_progress,
                 timeline=timeline,
+                runtime=args.runtime,
+                where=where,
             )
         except SimulationError as exc:
             raise ConfigError(str(exc)) from None
+        except RuntimeError as exc:  # a real run that failed: which node and why, in one line
+            if type(exc).__name__ != "RealRunError":
+                raise
+            print(f"netsim: error: {exc}; results so far are under {args.out}/", file=sys.stderr)
+            return 1
     except USER_ERRORS as exc:
         print(f"netsim: error: {exc}", file=sys.stderr)
         return 2
@@ -104,14 +137,27 @@ def parse_timeline(text: str) -> tuple[float, float | None]:
     return window
 
 
+def worker(argv: list[str]) -> int:
+    """``python -m netsim worker``: a node process, or with --host a host's agent."""
+    parser = argparse.ArgumentParser(prog="python -m netsim worker")
+    parser.add_argument("--connect", required=True, metavar="HOST:PORT", help="the coordinator")
+    parser.add_argument("--host", help="run as this host's agent: start the nodes dealt to it")
+    parser.add_argument("--node", type=int, help="(started by an agent) the node to run")
+    parser.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT")
+    args = parser.parse_args(argv)
+    if args.host is not None:
+        from netsim.real.hosts import agent
+
+        return agent(args.connect, args.host)
+    if args.node is None:
+        parser.error("give --host HOST (an agent) or --node I")
+    from netsim.real.process import main as node_main
+
+    return node_main(args.connect, args.node, args.listen)
+
+
 def load(path: str) -> Experiment:
-    if not Path(path).is_file():
-        raise ConfigError(f"no experiment file {path!r}: pass a path like experiments/ps_vs_p2p.py")
-    namespace = runpy.run_path(path)
-    experiment = namespace.get("experiment")
-    if not isinstance(experiment, Experiment):
-        raise ConfigError(f"{path} must define `experiment = Experiment(...)`")
-    return experiment
+    return specfile.load(path)
 
 
 if __name__ == "__main__":

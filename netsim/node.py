@@ -12,37 +12,23 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections import defaultdict, deque
 from typing import Any
 
-import numpy as np
 import torch
 
 from netsim import runtime
 from netsim.network.message import Message
+from netsim.verbs import NodeState
 
 
-class Node:
+class Node(NodeState):
     def __init__(self, sim, i: int, role: str, data, slowdown: float):
         # sim: the Simulation (sim.py) that owns the clock, the population and the network
-        self.id = i
-        self.role = role
-        self.steps = 0
-        self.state: dict = {}  # algorithm state shared by this node's roles; observers may read it
-        self.rng: np.random.Generator = sim.node_rng(i)
+        super().__init__(i, role, sim.graph, data, sim.node_rng(i), sim.workload)
         self._sim = sim
         self._env = sim.env
-        self._data = data
         self._slowdown = float(slowdown)
-        self._mail: dict[str, deque[Message]] = defaultdict(deque)
-        self._waiting: dict[str, deque] = defaultdict(deque)
         self._sent: tuple | None = None  # (which rows at which version, their snapshot)
-        graph = sim.graph
-        if graph.is_directed():
-            self.neighbors = sorted(graph.predecessors(i))
-            self.out_neighbors = sorted(graph.successors(i))
-        else:
-            self.neighbors = self.out_neighbors = sorted(graph.neighbors(i))
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -61,28 +47,6 @@ class Node:
         if self.id in self._sim.engine.pending:
             self._sim.engine.flush()
         return self._sim.G[self.id]
-
-    @property
-    def segments(self) -> list[tuple[int, int]]:
-        """(start, end) of each parameter tensor (layer) within ``node.x``."""
-        return self._sim.segments
-
-    @property
-    def samples(self) -> int:
-        """How many training samples this node holds (0 for a server)."""
-        return len(self._data.indices) if self._data is not None else 0
-
-    @property
-    def batch_size(self) -> int:
-        return self._sim.settings.batch
-
-    @property
-    def degree(self) -> int:
-        return len(self.neighbors)
-
-    @property
-    def world_size(self) -> int:
-        return len(self._sim.workers)
 
     @property
     def now(self) -> float:
@@ -188,12 +152,6 @@ class Node:
             )
         return runtime.Await(event)
 
-    def drain(self, kind: str) -> list[Message]:
-        """Every message of ``kind`` in the mailbox now, oldest first; never waits."""
-        messages = list(self._mail[kind])
-        self._mail[kind].clear()
-        return messages
-
     def _give_up(self, kind: str, event) -> None:
         if not event.triggered:
             self._waiting[kind].remove(event)
@@ -219,6 +177,3 @@ class Node:
 
     def wait(self, event, timeout: float | None = None) -> runtime.Await:
         return runtime.wait(self._env, event, timeout)
-
-    def __repr__(self) -> str:
-        return f"Node({self.id}, {self.role}, steps={self.steps})"

@@ -74,11 +74,22 @@ def run(
     progress: bool = True,
     plot: bool = True,
     timeline: tuple[float, float | None] | None = None,
+    runtime: str = "sim",
+    where=None,
 ) -> dict[str, dict]:
     """Runs every run of the experiment; returns {run name: summary}. Writes under out/name/.
 
-    ``timeline=(start, end)``: the simulated seconds timeline.png shows (default: 0 to 10)."""
-    from netsim.sim import Simulation  # torch-heavy; imported once the spec is known to be sound
+    ``timeline=(start, end)``: the simulated seconds timeline.png shows (default: 0 to 10).
+    ``runtime="real"``: one OS process per node on real TCP (docs/real.md); ``where`` (from
+    ``placement``) says on which hosts, by default all on this one."""
+    if runtime not in ("sim", "real"):
+        raise ConfigError(f"runtime is 'sim' or 'real', got {runtime!r}")
+    if runtime == "real":
+        from netsim.real import coordinator, hosts
+
+        where = where if where is not None else placement("real")
+    else:
+        from netsim.sim import Simulation  # torch-heavy; imported once the spec is sound
 
     runs = experiment.resolve()
     if device is not None:
@@ -91,11 +102,20 @@ def run(
         window.check(timeline)
     for name, settings in runs:
         _warn_few_evaluations(experiment, name, settings)
+    if runtime == "real":
+        for _, settings in runs:
+            hosts.experiment_modules(settings.algorithm)
     exp_dir = Path(out) / experiment.name
     summaries = {}
     for (name, settings), (graph, _) in zip(runs, checked, strict=True):
-        simulation = Simulation(name, settings, graph, exp_dir / name, progress=progress)
-        summary = summaries[name] = simulation.run()
+        if runtime == "real":
+            bar = _bar(name, settings, graph, progress)
+            summary = coordinator.run(name, settings, graph, exp_dir / name, bar, where)
+            bar.close()
+        else:
+            simulation = Simulation(name, settings, graph, exp_dir / name, progress=progress)
+            summary = simulation.run()
+        summaries[name] = summary
         if progress:
             accuracy, rmse = summary["final_accuracy"], summary["final_loss"]
             score = (
@@ -123,3 +143,26 @@ def run(
             table += "\n\n" + compare.write(exp_dir, pairs)
         (exp_dir / "summary.md").write_text(table + "\n")
     return summaries
+
+
+def placement(runtime: str, hosts_file=None, port=None, bind=None):
+    """Where a real run's nodes go: this host, or a hosts file's hosts (netsim/real/hosts.py)."""
+    if runtime != "real":
+        if hosts_file is not None or port is not None or bind is not None:
+            raise ConfigError("--hosts, --port and --bind are for --runtime real")
+        return None
+    from netsim.real import hosts
+
+    if hosts_file is None:
+        return hosts.Placement(bind=bind or "127.0.0.1", port=port or 0)
+    if port is None:
+        raise ConfigError("--hosts needs --port N: the agents connect to this host on that port")
+    return hosts.Placement(hosts.read_hosts(hosts_file), bind or "0.0.0.0", port, agents=True)
+
+
+def _bar(name: str, settings: Settings, graph, progress: bool):
+    from tqdm import tqdm
+
+    workers = settings.algorithm.layout(graph)[1]
+    total = settings.steps * sum(r[0] == "worker" for r in workers) if settings.steps else None
+    return tqdm(total=total, desc=name, unit="step", leave=False, disable=not progress)

@@ -8,39 +8,30 @@ unchanged and mixing across nodes is plain tensor algebra on X.
 from __future__ import annotations
 
 import gc
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import simpy
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
-import models
-from netsim import data as datasets
 from netsim import runtime
 from netsim.algorithms import hooks
 from netsim.engine import calibration
-from netsim.engine.evaluation import Evaluator, combine
+from netsim.engine.evaluation import Evaluator, evaluate
 from netsim.engine.execution import Steps
-from netsim.engine.population import SGD, flatten, flatten_buffers, zeros
+from netsim.engine.population import SGD, zeros
 from netsim.experiment import Settings
 from netsim.network.fabric import Fabric
 from netsim.node import Node
 from netsim.results.recorder import Recorder
 from netsim.units import parse_time
+from netsim.workload import Workload, resolve_device
 
 
 class SimulationError(RuntimeError):
     pass
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class Simulation:
@@ -49,37 +40,26 @@ class Simulation:
         self.seed = settings.seed
         self.env = simpy.Environment()
         self.device = resolve_device(settings.device)
-        self.dataset = datasets.load(settings.data, settings.data_root)
-        # images as bytes, normalized where batches are gathered (data.Dataset)
-        self.raw_train = self.dataset.raw_train.to(self.device)
-        self.lut = None if self.dataset.lut is None else self.dataset.lut.to(self.device)
-        self.y_train = self.dataset.y_train.to(self.device)
         self.graph, roles = hooks.layout(self.algorithm, graph)
         self.roles = [r[0] for r in roles]
-        self.workers = [i for i, role in enumerate(self.roles) if role == "worker"]
+        self.workload = work = Workload(settings, self.roles, self.device)
+        self.dataset, self.raw_train, self.lut = work.dataset, work.raw_train, work.lut
+        self.workers, self.segments, self.loss_fn = work.workers, work.segments, work.loss_fn
+        self.base_step_seconds = work.base_step_seconds
+        self.dataset_train, self.node_rng = work.dataset_train, work.node_rng
         self.compute = settings.compute
         self.steps_budget = settings.steps
         self.until = parse_time(settings.until) if settings.until is not None else None
 
-        torch.manual_seed(self.seed)
-        template = models.build(settings.model, **self._model_shape())
-        x0 = flatten(template).to(self.device)
         n = len(self.roles)
-        self.X = x0.repeat(n, 1)
+        self.X = work.x0.repeat(n, 1)
         self.G = zeros(self.X.shape, self.device)
-        self.B = flatten_buffers(template).to(self.device).repeat(n, 1)
-        ends = np.cumsum([p.numel() for p in template.parameters()]).tolist()
-        self.segments = list(zip([0, *ends[:-1]], ends, strict=True))
-        flops = models.flops_per_sample(template, self.dataset.input_shape)
-        self.base_step_seconds = self.compute.base_seconds(settings.batch, flops)
+        self.B = work.b0.repeat(n, 1)
+        template = work.template
         self.evaluator = Evaluator(
             template.to(self.device), self.dataset, self.device, settings.eval_subset
         )
-        self.loss_fn = F.mse_loss if self.evaluator.regress else F.cross_entropy
-
-        parts, self.local_test = self._partition(np.random.default_rng([self.seed, 1]))
-        local = dict(zip(self.workers, parts, strict=True))
-        slowdowns = self.compute.slowdowns(self.roles, np.random.default_rng([self.seed, 2]))
+        self.local_test = work.local_test
         total = settings.steps * len(self.workers) if settings.steps else None
         self.progress = tqdm(
             total=total,
@@ -93,7 +73,7 @@ class Simulation:
             "run": name,
             "roles": self.roles,
             "workers": len(self.workers),
-            "parameters": x0.numel(),
+            "parameters": work.x0.numel(),
         }
         self.recorder = Recorder(run_dir, config, self.roles, self.progress)
         self.fabric = Fabric(
@@ -113,43 +93,15 @@ class Simulation:
         self.recorder.config(execution=self.engine.mode)
         self.nodes = []
         for i, role in enumerate(self.roles):
-            batches = (
-                datasets.LocalData(local[i], settings.batch, self.node_rng(i, 1))
-                if i in local
-                else None
-            )
-            self.nodes.append(Node(self, i, role, batches, slowdowns[i]))
+            self.nodes.append(Node(self, i, role, work.local_data(i), work.slowdowns[i]))
         self._role_names = roles
         # eval_nodes workers, drawn once so that their curves follow the same nodes
-        picked = np.random.default_rng([self.seed, 4]).permutation(self.workers)
-        self.sampled = sorted(picked[: settings.eval_nodes].tolist())
+        self.sampled = work.sampled
         self._stop = self.env.event()
-
-    def _model_shape(self) -> dict:
-        if getattr(self.dataset, "task", "classify") == "regress":  # ratings: embedding sizes
-            return {"num_users": self.dataset.num_users, "num_items": self.dataset.num_items}
-        c, h, _ = self.dataset.input_shape
-        kwargs = {"num_classes": self.dataset.num_classes}
-        return kwargs | (
-            {"in_features": c * h * h}
-            if self.settings.model in ("logistic", "mlp", "mlp1")
-            else {"in_channels": c, "image_size": h}
-        )
 
     def lr(self) -> float:
         """The learning rate now: constant, or cosine-decayed by the steps every worker reached."""
-        settings = self.settings
-        if settings.lr_schedule == "constant":
-            return settings.lr
-        progress = min(self.recorder.steps_reached() / settings.steps, 1.0)
-        return settings.lr * (1 + math.cos(math.pi * progress)) / 2
-
-    def node_rng(self, i: int, stream: int = 0) -> np.random.Generator:
-        return np.random.default_rng([self.seed, 100 + stream, i])
-
-    def dataset_train(self, idx: torch.Tensor):
-        idx = idx.to(self.device)
-        return datasets.decode(self.raw_train[idx], self.lut), self.y_train[idx]
+        return self.workload.lr(self.recorder.steps_reached())
 
     def budget_spent(self, node: Node) -> bool:
         if self.until is not None and self.env.now >= self.until:
@@ -169,42 +121,8 @@ class Simulation:
             return self.B[0]
         return hooks.global_model(self.algorithm, self.B, self.roles)
 
-    def _partition(self, rng: np.random.Generator):
-        """Each worker's training indices, and for per-user data its users' test indices."""
-        settings, ds, n = self.settings, self.dataset, len(self.workers)
-        if settings.partition != "per_user":
-            labels = ds.y_train.numpy()
-            parts = datasets.partition(
-                labels, n, settings.partition, rng=rng, **settings.partition_kwargs()
-            )
-            return parts, None
-        groups = datasets.partition_users(len(ds.train_users), n, rng)
-        gather = lambda users, g: np.concatenate([users[u] for u in g]).astype(np.int64)
-        tests = [torch.from_numpy(gather(ds.test_users, g)).to(self.device) for g in groups]
-        return [gather(ds.train_users, g) for g in groups], tests
-
     def evaluate(self, split: str) -> None:
-        """The global model on the test subset (during the run) or the full test set (at the
-        end), and the eval_nodes sampled workers' own models on the same samples; with
-        eval_local, every worker's own model on its users' test samples instead."""
-        if self.settings.eval_local:
-            results = self.evaluator.many(
-                self.X[self.workers], self.B[self.workers], self.local_test, self.engine
-            )
-            for i, result in zip(self.workers, results, strict=True):
-                self.recorder.evaluation(self.env.now, i, split, *result[:2])
-            self.recorder.evaluation(
-                self.env.now, "global", split, *combine(results, self.evaluator.regress)
-            )
-            return
-        accuracy, loss, _ = self.evaluator(self.global_model(), self.global_buffers(), split)
-        self.recorder.evaluation(self.env.now, "global", split, accuracy, loss)
-        if self.sampled:
-            results = self.evaluator.many(
-                self.X[self.sampled], self.B[self.sampled], [split] * len(self.sampled), self.engine
-            )
-            for i, result in zip(self.sampled, results, strict=True):
-                self.recorder.evaluation(self.env.now, i, split, *result[:2])
+        evaluate(self, split, self.env.now)
 
     def record_step(self, node: Node, t_start: float, loss: float) -> None:
         reached = self.recorder.steps_reached()

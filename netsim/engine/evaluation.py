@@ -151,3 +151,30 @@ def combine(results: list[tuple[float, float, int]], regress: bool) -> tuple[flo
         return math.nan, math.sqrt(sum(c * loss**2 for _, loss, c in results) / n)
     accuracy = sum(c * acc for acc, _, c in results) / n
     return accuracy, sum(c * loss for _, loss, c in results) / n
+
+
+def evaluate(run, split: str, t: float) -> None:
+    """Writes a run's evaluation at time t (either runtime: ``run`` has the population X and
+    B, ``workers``, ``sampled``, ``local_test``, ``evaluator``, ``engine``, ``recorder`` and
+    ``global_model()``/``global_buffers()``).
+
+    The global model on the test subset (during the run) or the full test set (at the end),
+    and the eval_nodes sampled workers' own models on the same samples; with eval_local,
+    every worker's own model on its users' test samples instead.
+    """
+    write, evaluator = run.recorder.evaluation, run.evaluator
+    if run.settings.eval_local:
+        workers = run.workers
+        results = evaluator.many(run.X[workers], run.B[workers], run.local_test, run.engine)
+        for i, result in zip(workers, results, strict=True):
+            write(t, i, split, *result[:2])
+        write(t, "global", split, *combine(results, evaluator.regress))
+        return
+    accuracy, loss, _ = evaluator(run.global_model(), run.global_buffers(), split)
+    write(t, "global", split, accuracy, loss)
+    if run.sampled:
+        sampled = run.sampled
+        which = [split] * len(sampled)
+        results = evaluator.many(run.X[sampled], run.B[sampled], which, run.engine)
+        for i, result in zip(sampled, results, strict=True):
+            write(t, i, split, *result[:2])

@@ -20,11 +20,10 @@ from functools import partial
 
 import numpy as np
 import simpy
-import torch
 
 from netsim.network.counters import Counters
 from netsim.network.maxmin import NO_LINK, MaxMin
-from netsim.network.message import Message
+from netsim.network.message import Message, noisy
 from netsim.network.spec import Edge, Network
 
 
@@ -192,7 +191,7 @@ class Fabric:
             return self._finish(transfer, "loss")
         if transfer.edge.noise:
             msg = transfer.msg
-            msg.payload = self._noisy(msg.payload, transfer.edge.noise)
+            msg.payload = noisy(msg.payload, transfer.edge.noise, self.rng)
         self._finish(transfer)
 
     def _finish(self, transfer: _Transfer, drop_reason: str = ""):
@@ -209,22 +208,3 @@ class Fabric:
             # through its event queue (most sends are never waited on), so that a later wait
             # resumes at once with msg.
             transfer._ok, transfer._value, transfer.callbacks = True, msg, None
-
-    def _noisy(self, value, sigma: float):
-        """value with N(0, sigma^2) added to every floating tensor in it, out of place.
-
-        One snapshot can ride in several messages (a send burst shares it), so noise on one
-        edge must never reach the copy another recipient gets.
-        """
-        if isinstance(value, torch.Tensor) and value.is_floating_point():
-            seed = int(self.rng.integers(2**63))
-            generator = torch.Generator(device=value.device).manual_seed(seed)
-            noise = torch.randn(
-                value.shape, generator=generator, dtype=value.dtype, device=value.device
-            )
-            return value.add(noise, alpha=sigma)
-        if isinstance(value, dict):
-            return {key: self._noisy(item, sigma) for key, item in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(self._noisy(item, sigma) for item in value)
-        return value

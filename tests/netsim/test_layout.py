@@ -62,6 +62,14 @@ FORBIDDEN = {
         "simpy",
         "asyncio",
     ),
+    "netsim.real": (
+        "netsim.sim",
+        "netsim.node",
+        "netsim.runtime",
+        "netsim.algorithms",
+        "netsim.network.fabric",
+        "simpy",
+    ),
     "models": ("netsim",),
     "topologies": ("netsim",),
 }

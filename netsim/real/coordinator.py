@@ -1,0 +1,271 @@
+"""The coordinator of a real run: node processes, the barrier, t0, rows, evaluations, the end.
+
+It listens on a control port, starts one process per node (netsim/real/process.py) on this
+host, or waits for them to come from the hosts of a hosts file (hosts.py), sends each the
+run, waits until every node listens (the barrier), then announces a common t0 a moment
+ahead. From then on it is the run's recorder: step, record and message rows arrive from the
+nodes (a message's row is the join of its sender's and its receiver's reports) and are
+written to the same results folder as a simulation, with times in seconds since t0.
+Evaluations are the simulation's (netsim/engine/evaluation.py) on snapshots of every node's
+parameters, asked for when the steps every worker reached cross ``eval_every``. The run ends
+as in simulation: every driving role done, the first worker done (``stop="first"``), or
+``until``. A failing node stops the run; its traceback is shown once; rows so far are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from netsim.engine.evaluation import Evaluator, evaluate
+from netsim.real import frames, hosts
+from netsim.real.ledger import Ledger
+from netsim.results.recorder import Recorder
+from netsim.units import parse_time
+from netsim.workload import Workload, resolve_device
+
+_START_TIMEOUT = 120.0  # s for every node to build its workload and listen
+_STOP_TIMEOUT = 30.0  # s for every node to send its final parameters
+
+
+class RealRunError(RuntimeError):
+    """A real run that could not start or finish: the message says which node and why."""
+
+
+class Coordinator:
+    def __init__(self, name, settings, graph, run_dir: Path, progress, where):
+        self.name, self.settings, self.algorithm = name, settings, settings.algorithm
+        self.graph, self.role_names = self.algorithm.layout(graph)
+        self.roles = [names[0] for names in self.role_names]
+        self.where = where  # hosts.Placement: which host runs which node, on which port
+        self.device = resolve_device(settings.device)
+        self.work = work = Workload(settings, self.roles, self.device)
+        self.workers, self.sampled, self.local_test = work.workers, work.sampled, work.local_test
+        self.evaluator = Evaluator(
+            work.template.to(self.device), work.dataset, self.device, settings.eval_subset
+        )
+        self.engine = None
+        n = len(self.roles)
+        self.X, self.B = work.x0.repeat(n, 1), work.b0.repeat(n, 1)
+        self.until = parse_time(settings.until) if settings.until is not None else None
+        config = settings.describe() | {
+            "run": name,
+            "roles": self.roles,
+            "workers": len(self.workers),
+            "parameters": work.x0.numel(),
+            "runtime": "real",
+            "execution": "loop",  # one node per process: nothing to batch
+        }
+        self.recorder = Recorder(run_dir, config, self.roles, progress)
+        self.drives = getattr(self.algorithm, "drives", ("worker",))
+        self.driving = {
+            i for i, names in enumerate(self.role_names) if set(names) & set(self.drives)
+        }
+        self.writers: dict[int, asyncio.StreamWriter] = {}
+        self.addresses: dict[int, tuple[str, int]] = {}
+        self.ledger = Ledger(self.recorder)
+        self.snapshots: dict[int, tuple] = {}
+        self.finals: dict[int, tuple] = {}
+        self.t0 = math.inf
+        self.ready = asyncio.Event()
+        self.end = asyncio.get_running_loop().create_future()
+        self.pending_eval: float | None = None
+        self.procs: list[subprocess.Popen] = []
+        self.agents: list[asyncio.StreamWriter] = []
+
+    # -- the run -----------------------------------------------------------------------
+    async def run(self) -> dict:
+        started = time.perf_counter()
+        server = await asyncio.start_server(self._serve, self.where.bind, self.where.port)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            self.procs = self.where.launch(port, len(self.roles))
+            await self._until(self.ready.wait(), _START_TIMEOUT, "start")
+            self.t0 = time.time() + 0.2
+            for writer in self.writers.values():
+                frames.send(writer, "start", self.addresses, self.t0)
+            self.recorder.config(**self.where.describe(self.addresses))
+            evaluate(self, "subset", 0.0)
+            timer = asyncio.ensure_future(self._timers())
+            await self.end
+            timer.cancel()
+            t_end = self.now()
+            for writer in self.writers.values():
+                frames.send(writer, "stop")
+            await self._until(self._all_final(), _STOP_TIMEOUT, "stop")
+        except BaseException:  # a node failed, or Ctrl-C: stop the others, keep the rows
+            for writer in self.writers.values():
+                frames.send(writer, "stop")
+            self.ledger.close()
+            self.recorder.close()
+            raise
+        finally:
+            server.close()
+            for writer in self.agents:  # the run is over: agents reap their nodes
+                writer.close()
+            hosts.reap(self.procs)
+        self.ledger.close()
+        for i, (x, b, _) in self.finals.items():
+            self.X[i], self.B[i] = x, b
+        evaluate(self, "test", t_end)
+        label = getattr(self.algorithm, "label", type(self.algorithm).__name__)
+        summary = self.recorder.summary(self.name, label, t_end, time.perf_counter() - started)
+        rss = [self.finals[i][2] for i in sorted(self.finals)]
+        summary["runtime"] = "real"
+        summary["node_peak_rss_mb"] = {"max": max(rss), "total": sum(rss), "per_node": rss}
+        self.recorder.close(summary)
+        return summary
+
+    def now(self) -> float:
+        return time.time() - self.t0
+
+    async def _until(self, awaitable, timeout: float, phase: str) -> None:
+        waiting = asyncio.ensure_future(awaitable)
+        watched = [waiting] if self.end.done() else [waiting, self.end]  # a failure ends it
+        done, _ = await asyncio.wait(watched, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if self.end.done() and self.end.exception() is not None:
+            waiting.cancel()
+            raise self.end.exception()
+        if not done:
+            waiting.cancel()
+            missing = sorted(
+                set(range(len(self.roles)))
+                - set(self.addresses if phase == "start" else self.finals)
+            )
+            raise RealRunError(
+                f"run {self.name!r}: nodes {missing} did not {phase} within {timeout:.0f} s"
+            )
+
+    async def _all_final(self) -> None:
+        while len(self.finals) < len(self.roles):
+            await asyncio.sleep(0.01)
+
+    async def _timers(self) -> None:
+        """until, and evaluations every eval_every seconds when eval_every is a time."""
+        every = self.settings.eval_every
+        period = parse_time(every) if isinstance(every, str) else None
+        next_eval = period if period else math.inf
+        while True:
+            due = min(next_eval, self.until if self.until is not None else math.inf)
+            await asyncio.sleep(max(0.0, due - self.now()) if due < math.inf else 3600)
+            if self.until is not None and self.now() >= self.until:
+                self._finish()
+                return
+            if self.now() >= next_eval:
+                self._ask_snapshots()
+                next_eval += period
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        if self.end.done():
+            return
+        if error is None:
+            self.end.set_result(None)
+        else:
+            self.end.set_exception(error)
+
+    # -- what the nodes say ------------------------------------------------------------
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        node = None
+        while (message := await frames.receive(reader)) is not None:
+            op, *args = message
+            if op == "agent":  # a host's agent asks which nodes it starts
+                frames.send(writer, "nodes", self.where.nodes_of(args[0]))
+                self.agents.append(writer)
+                continue
+            if op == "hello":
+                node = args[0]
+                self.writers[node] = writer
+                frames.send(writer, "modules", hosts.experiment_modules(self.algorithm))
+                frames.send(
+                    writer,
+                    "job",
+                    {
+                        "settings": self.settings,
+                        "graph": self.graph,
+                        "roles": self.role_names,
+                        "drives": self.drives,
+                    },
+                )
+            elif op in ("sent", "arrived", "lost"):
+                getattr(self.ledger, op)(*args)
+            else:
+                getattr(self, "_on_" + op)(*args)
+        if node is not None and node not in self.finals and not self.end.done():
+            code = self.where.exit_code(self.procs, node)
+            why = f"node {node}'s process ended unexpectedly (exit status {code})"
+            self._finish(RealRunError(f"run {self.name!r}: {why}"))
+
+    def _on_ready(self, node: int, address: tuple[str, int]) -> None:
+        self.addresses[node] = address
+        if len(self.addresses) == len(self.roles):
+            self.ready.set()
+
+    def _on_error(self, node: int, what: str, text: str) -> None:
+        print(text, file=sys.stderr, end="" if text.endswith("\n") else "\n")
+        self._finish(RealRunError(f"run {self.name!r}: {what}"))
+
+    def _on_step(self, node: int, step: int, t_start: float, t_end: float, loss: float) -> None:
+        reached = self.recorder.steps_reached()
+        self.recorder.step(node, step, t_start, t_end, loss)
+        now = self.recorder.steps_reached()
+        if now > reached:
+            if self.settings.lr_schedule != "constant":
+                for writer in self.writers.values():
+                    frames.send(writer, "reached", now)
+            every = self.settings.eval_every
+            if isinstance(every, int) and now % every == 0:
+                self._ask_snapshots()
+        stop = getattr(self.algorithm, "stop", self.settings.stop)
+        budget = self.settings.steps
+        if stop == "first" and self.roles[node] == "worker" and budget and step >= budget:
+            self._finish()
+
+    def _on_drove(self, node: int) -> None:
+        self.driving.discard(node)
+        if not self.driving:
+            self._finish()
+
+    def _on_record(self, t: float, node: int, name: str, value: float) -> None:
+        self.recorder.record(t, node, name, value)
+
+    def _ask_snapshots(self) -> None:
+        if self.pending_eval is not None or self.end.done():
+            return
+        self.pending_eval = self.now()
+        self.snapshots.clear()
+        for writer in self.writers.values():
+            frames.send(writer, "snapshot", self.pending_eval)
+
+    def _on_snapshot(self, node: int, t: float, x: torch.Tensor, b: torch.Tensor) -> None:
+        self.snapshots[node] = (x, b)
+        if len(self.snapshots) == len(self.roles) and self.pending_eval is not None:
+            for i, (x, b) in self.snapshots.items():
+                self.X[i], self.B[i] = x, b
+            evaluate(self, "subset", self.pending_eval)
+            self.pending_eval = None
+
+    def _on_final(self, node: int, x: torch.Tensor, b: torch.Tensor, peak_rss_mb: float) -> None:
+        self.finals[node] = (x, b, peak_rss_mb)
+
+    def global_model(self) -> torch.Tensor:
+        return self.algorithm.global_model(self.X, self.roles)
+
+    def global_buffers(self) -> torch.Tensor:
+        return (
+            self.B[0] if self.B.shape[1] == 0 else self.algorithm.global_model(self.B, self.roles)
+        )
+
+
+def run(name, settings, graph, run_dir: Path, progress, where) -> dict:
+    """Runs one run of an experiment for real; returns its summary (as a simulation's)."""
+
+    async def main():
+        return await Coordinator(name, settings, graph, run_dir, progress, where).run()
+
+    return asyncio.run(main())

@@ -1,0 +1,141 @@
+"""RealNode: the node verbs on real time, for roles run by an asyncio event loop.
+
+The surface is the simulated node's (netsim/node.py), with these meanings:
+
+- ``train``/``gradient``: the real SGD step, computed in a worker thread so that the node's
+  other roles keep answering peers meanwhile. With a ``Compute`` model the step then lasts
+  the modelled time (the process sleeps out the rest; a real step longer than the model is
+  recorded as ``overrun`` in records.csv); with ``compute="real"`` it lasts what it takes.
+  As in simulation, the update is applied at the step's end, so a role that sends ``node.x``
+  during the step sends the parameters from before it.
+- ``send`` returns a future done once the frame is written to the socket or lost (the
+  simulation's event fires at delivery, which a sender cannot observe for real).
+- ``recv``/``wait``/``sleep``/``all_of``/``any_of``: asyncio futures and timeouts; waiting
+  registers at the call, as in simulation, and an unfinished wait is never cancelled.
+- ``now``: seconds since the run's common t0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import torch
+
+from netsim.network.message import Message
+from netsim.verbs import NodeState
+
+
+class RealNode(NodeState):
+    def __init__(self, world, i: int, role: str, data, slowdown: float):
+        # world: the node process (process.py): population row, engine, transport, reports
+        super().__init__(i, role, world.graph, data, world.work.node_rng(i), world.work)
+        self._world = world
+        self._slowdown = float(slowdown)
+
+    @property
+    def x(self) -> torch.Tensor:
+        """This node's flat parameter vector (the process's population has one row)."""
+        return self._world.X[0]
+
+    @property
+    def g(self) -> torch.Tensor:
+        return self._world.G[0]
+
+    @property
+    def now(self) -> float:
+        return time.time() - self._world.t0
+
+    @property
+    def done(self) -> bool:
+        world = self._world
+        if world.until is not None and self.now >= world.until:
+            return True
+        return world.settings.steps is not None and self.steps >= world.settings.steps
+
+    # -- compute -----------------------------------------------------------------------
+    async def train(self, steps: int = 1, prox: tuple[float, torch.Tensor] | None = None) -> float:
+        total = 0.0
+        for _ in range(steps):
+            total += await self._compute(prox)
+            self._step()
+        return total / steps
+
+    async def gradient(self) -> float:
+        return await self._compute(None)
+
+    def apply(self, g: torch.Tensor) -> None:
+        self.g.copy_(g)
+        self._step()
+
+    def _step(self) -> None:
+        self._world.optimizer.step(0, self._world.lr())
+
+    async def _compute(self, prox) -> float:
+        world, t_start = self._world, self.now
+        batch = self._data.next_batch()
+        started = time.perf_counter()
+        ticket = await asyncio.to_thread(world.engine.submit, 0, batch, prox)
+        measured = time.perf_counter() - started
+        compute = world.settings.compute
+        seconds = compute.step_seconds(
+            world.work.base_step_seconds, self._slowdown, self.rng, measured
+        )
+        if measured > seconds and not compute.calibrate:
+            self.record("overrun", measured - seconds)
+        await asyncio.sleep(seconds - (time.perf_counter() - started))
+        self.steps += 1
+        world.report("step", self.id, self.steps, t_start, self.now, ticket.loss)
+        return ticket.loss
+
+    def record(self, name: str, value: float) -> None:
+        self._world.report("record", self.now, self.id, name, value)
+
+    # -- messages ----------------------------------------------------------------------
+    def send(self, dst: int, kind: str, **payload: Any) -> asyncio.Future:
+        snapshot = {k: v.detach().clone() if torch.is_tensor(v) else v for k, v in payload.items()}
+        return self._world.transport.send(Message(self.id, dst, kind, snapshot))
+
+    def recv(self, kind: str, timeout: float | None = None) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if self._mail[kind]:
+            future.set_result(self._mail[kind].popleft())
+            return future
+        self._waiting[kind].append(future)
+        if timeout is not None:
+            loop.call_later(max(0.0, timeout), self._give_up, kind, future)
+        return future
+
+    def _give_up(self, kind: str, future: asyncio.Future) -> None:
+        if not future.done():
+            self._waiting[kind].remove(future)
+            future.set_result(None)
+
+    def deliver(self, message: Message) -> None:
+        waiting = self._waiting[message.kind]
+        while waiting:
+            future = waiting.popleft()
+            if not future.done():  # a role cancelled at the end of a run leaves its future
+                future.set_result(message)
+                return
+        self._mail[message.kind].append(message)
+
+    # -- time --------------------------------------------------------------------------
+    def sleep(self, seconds: float) -> asyncio.Future:
+        return asyncio.ensure_future(asyncio.sleep(max(0.0, seconds)))
+
+    async def all_of(self, events) -> list:
+        return list(await asyncio.gather(*[asyncio.ensure_future(e) for e in events]))
+
+    async def any_of(self, events) -> tuple[int, Any]:
+        futures = [asyncio.ensure_future(e) for e in events]
+        done, _ = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
+        index = next(i for i, f in enumerate(futures) if f in done)
+        return index, futures[index].result()
+
+    async def wait(self, event, timeout: float | None = None):
+        future = asyncio.ensure_future(event)
+        done, _ = await asyncio.wait([future], timeout=timeout)
+        return future.result() if done else None
