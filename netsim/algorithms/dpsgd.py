@@ -30,6 +30,10 @@ class DPSGD:
     share: Any = field(default_factory=sharing.Full)
     timeout: float | str | None = None
     needs_connected: ClassVar[bool] = True
+    sends: ClassVar[dict[str, str]] = {
+        "model": "to every neighbour, each round: x or the fields of share, degree and round k",
+    }
+    records: ClassVar[dict[str, str]] = {}
 
     def check(self, workers: int) -> None:
         if not (isinstance(self.local_steps, int) and self.local_steps >= 1):

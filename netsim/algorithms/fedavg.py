@@ -38,6 +38,13 @@ class FedAvg:
     drop_stragglers: bool = True
     needs_connected: ClassVar[bool] = False
     drives: ClassVar[tuple[str, ...]] = ("server",)
+    sends: ClassVar[dict[str, str]] = {
+        "model": "server to each chosen client: x, the global model, and partial (a straggler)",
+        "update": "client to server: x after local training, n, its samples, and partial",
+    }
+    records: ClassVar[dict[str, str]] = {
+        "clients_kept": "server, per round: the replies averaged (stragglers' dropped)",
+    }
 
     @property
     def label(self) -> str:

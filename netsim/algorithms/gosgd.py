@@ -39,6 +39,10 @@ class GoSGD:
     W: Any = None  # None: the paper's rule; else a matrix or a topologies.schedules.Schedule
     share: Any = field(default_factory=sharing.Full)  # what a push carries (sharing.py)
     needs_connected: ClassVar[bool] = True
+    sends: ClassVar[dict[str, str]] = {
+        "gossip": "to a random peer: alpha, the weight handed over, and x or the fields of share",
+    }
+    records: ClassVar[dict[str, str]] = {}
 
     def check(self, workers: int) -> None:
         if not 0 <= self.p <= 1:

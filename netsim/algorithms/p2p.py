@@ -30,6 +30,11 @@ class P2PPull:
     compress: bool = False
     share: Any = field(default_factory=sharing.Full)  # what an uncompressed reply carries
     needs_connected: ClassVar[bool] = True
+    sends: ClassVar[dict[str, str]] = {
+        "pull": "worker to a random peer: have, the version of the peer's model it holds",
+        "model": "reply: x, or the fields of share; compressed: idx, values, version",
+    }
+    records: ClassVar[dict[str, str]] = {}
 
     def layout(self, graph):
         return ops.peers(graph)

@@ -25,6 +25,11 @@ from netsim.algorithms import ops
 @dataclass(frozen=True)
 class SyncPS:
     needs_connected: ClassVar[bool] = False
+    sends: ClassVar[dict[str, str]] = {
+        "grad": "worker to server: g, the gradient at the worker's x",
+        "params": "server to every worker, each round: x, the model after the averaged step",
+    }
+    records: ClassVar[dict[str, str]] = {}
 
     def layout(self, graph):
         return ops.with_server(graph)
@@ -50,6 +55,13 @@ class SyncPS:
 @dataclass(frozen=True)
 class AsyncPS:
     needs_connected: ClassVar[bool] = False
+    sends: ClassVar[dict[str, str]] = {
+        "grad": "worker to server: g, and the version of the model it was taken at",
+        "params": "server to that worker: x, the model after applying g, and its version",
+    }
+    records: ClassVar[dict[str, str]] = {
+        "staleness": "server, per gradient: the updates applied since the worker's version",
+    }
 
     def layout(self, graph):
         return ops.with_server(graph)

@@ -27,6 +27,12 @@ class RWM:
     share: Any = field(default_factory=sharing.Full)
     needs_connected: ClassVar[bool] = True
     stop: ClassVar[str] = "first"
+    sends: ClassVar[dict[str, str]] = {
+        "model": "to a random neighbour: the walking model, x or the fields of share, and its age",
+    }
+    records: ClassVar[dict[str, str]] = {
+        "age": "each node, after each merge: the age of its model",
+    }
 
     def layout(self, graph):
         return ops.solo(graph)

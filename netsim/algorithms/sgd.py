@@ -17,6 +17,8 @@ from netsim.algorithms import ops
 @dataclass(frozen=True)
 class SGD:
     needs_connected: ClassVar[bool] = False
+    sends: ClassVar[dict[str, str]] = {}
+    records: ClassVar[dict[str, str]] = {}
 
     def layout(self, graph):
         return ops.solo(graph)

@@ -41,6 +41,12 @@ class SGP:
     schedule: Any = "one_peer_exponential"
     overlap: int = 0
     needs_connected: ClassVar[bool] = True
+    sends: ClassVar[dict[str, str]] = {
+        "push": "to each out-neighbour of round k: x and w, its shares of i's mass, and k",
+    }
+    records: ClassVar[dict[str, str]] = {
+        "staleness": "receiver, per push mixed in: the rounds it waited (0..overlap)",
+    }
 
     def check(self, workers: int) -> None:
         if self.schedule not in ("one_peer_exponential", "graph"):

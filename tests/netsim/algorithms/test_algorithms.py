@@ -86,9 +86,12 @@ def test_same_seed_gives_identical_results_files(simulate, algorithm, extra):
 
 
 @pytest.mark.parametrize("algorithm, extra", ALGORITHMS)
-def test_no_message_is_lost_unless_the_network_dropped_it(simulate, algorithm, extra):
+def test_messages_are_as_declared_and_none_is_lost_unless_dropped(simulate, algorithm, extra):
     sim, summary = simulate(algorithm, **(COMMON | extra | {"steps": 10}))
     messages = rows(sim.recorder.dir / "messages.csv")
     assert summary["dropped"] == 0
     assert all(float(m["t_arrive"]) >= float(m["t_send"]) for m in messages)
     assert len(messages) == summary["messages"]
+    # what docs/reference.md says each algorithm sends and records is what it does
+    assert {m["kind"] for m in messages} == set(algorithm.sends)
+    assert {r["name"] for r in rows(sim.recorder.dir / "records.csv")} == set(algorithm.records)
