@@ -7,6 +7,7 @@ before the first run starts, so a long experiment never dies half-way on a typo.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -56,15 +57,40 @@ def _warn_few_evaluations(experiment: Experiment, name: str, settings: Settings)
     every, steps = settings.eval_every, settings.steps
     if steps is None or not isinstance(every, int) or steps // every >= FEW_EVALUATIONS:
         return
+    better = max(1, steps // 10)
+    if better >= every:  # too few steps for more evaluations
+        return
     points = steps // every + 1  # at the start and every `every` steps
     own = any(r.name == name and "eval_every" in r.settings for r in experiment.runs)
     key = f"{name}.eval_every" if own else "eval_every"
     print(
         f"netsim: warning: run {name!r} takes {steps} steps and evaluates every {every} "
-        f"steps: {points} point{'s' * (points > 1)} per curve; for more, --set {key}="
-        f"{max(1, steps // 10)}",
+        f"steps: {points} point{'s' * (points > 1)} per curve; for more, --set {key}={better}",
         file=sys.stderr,
     )
+
+
+def _changed_settings(experiment: Experiment, exp_dir: Path, names, device) -> dict:
+    """{run: the settings its saved config.json holds other values of than the experiment has
+    now}: runs left from an earlier --set that --only did not run again."""
+    from netsim.results.read import read_json
+
+    changed = {}
+    for name, settings in experiment.resolve(everything=True):
+        saved = read_json(exp_dir / name / "config.json")
+        if name not in names or not saved:
+            continue
+        if device is not None:
+            settings = dataclasses.replace(settings, device=device)
+        # as the recorder wrote it; workers as counted in the run; "auto" saved what it chose
+        now = json.loads(json.dumps(settings.describe(), default=str))
+        now["workers"] = settings.graph().number_of_nodes()
+        if now["execution"] == "auto":
+            del now["execution"]
+        keys = [key for key, value in now.items() if key in saved and saved[key] != value]
+        if keys:
+            changed[name] = keys
+    return changed
 
 
 def run(
@@ -134,8 +160,9 @@ def run(
         # every run of the experiment that has results, so re-running a few (--only) keeps the
         # others in the figures and the table
         names = [r.name for r in experiment.runs if (exp_dir / r.name / "summary.json").exists()]
-        plots.plot_experiment(exp_dir, names, timeline=timeline)
-        table = plots.summary_table(exp_dir, names)
+        marked = _changed_settings(experiment, exp_dir, names, device)
+        plots.plot_experiment(exp_dir, names, timeline=timeline, marked=marked)
+        table = plots.summary_table(exp_dir, names, marked=marked)
         pairs = [p for p in experiment.pairs if set(p) <= set(names)]
         if pairs:
             from netsim.results import compare

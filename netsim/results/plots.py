@@ -21,11 +21,20 @@ from netsim.results.read import Run, step_times  # noqa: E402, F401  (step_times
 DPI = 120
 
 
-def _load(exp_dir: Path, runs: list[str] | None) -> list[Run]:
+def _load(exp_dir: Path, runs: list[str] | None, marked: dict | None = None) -> list[Run]:
     loaded = read.load(exp_dir, runs)
     # One colour per run, fixed by its position, so every figure uses the same one.
     cmap = plt.get_cmap("tab10" if len(loaded) <= 10 else "tab20")
-    return [run._replace(color=cmap(k % cmap.N)) for k, run in enumerate(loaded)]
+    return [
+        run._replace(color=cmap(k % cmap.N), name=run.name + "*" * (run.name in (marked or {})))
+        for k, run in enumerate(loaded)
+    ]
+
+
+def marks_note(marked: dict[str, list[str]]) -> str:
+    """What a * after a run's name means, and which of its settings differ."""
+    runs = "; ".join(f"{name} ({', '.join(keys)})" for name, keys in marked.items())
+    return f"Runs marked * were made with other settings than the experiment has now: {runs}"
 
 
 def _no_data(ax, what: str) -> None:
@@ -57,7 +66,7 @@ _ACCURACY_AXES = {
 }
 
 
-def _plot_accuracy(runs: list[Run], exp_dir: Path, axis: str) -> Path:
+def _plot_accuracy(runs: list[Run], exp_dir: Path, axis: str, marked: dict) -> Path:
     filename, xlabel, quantity, x_of = _ACCURACY_AXES[axis]
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     drawn, rating = False, True
@@ -80,7 +89,9 @@ def _plot_accuracy(runs: list[Run], exp_dir: Path, axis: str) -> Path:
         drawn = True
     if drawn:
         ax.plot([], [], "*", ms=12, color="0.8", mec="black", mew=0.8, label="full test set (end)")
-        ax.legend()
+        if marked:
+            ax.plot([], [], " ", label=marks_note(marked).replace(": ", ":\n", 1))
+        ax.legend(fontsize=8 if marked else None)
     else:
         _no_data(ax, "global evaluations")
     ax.set_xlabel(xlabel)
@@ -128,17 +139,20 @@ def _plot_step_hist(runs: list[Run], exp_dir: Path) -> Path:
     return _save(fig, exp_dir / "step_time_hist.png")
 
 
-def plot_experiment(exp_dir, runs: list[str] | None = None, timeline=None) -> list[Path]:
+def plot_experiment(
+    exp_dir, runs: list[str] | None = None, timeline=None, marked: dict | None = None
+) -> list[Path]:
     """Write the five figures of an experiment into `exp_dir`; returns their paths.
 
     `runs` defaults to every subfolder holding a summary.json or an evals.csv, sorted.
     `timeline=(start, end)` is the window of simulated seconds the timeline shows (end None:
-    to the end of the runs; None: the first 10 s).
+    to the end of the runs; None: the first 10 s). `marked`: {run: the settings in which it
+    differs from the experiment now}; such runs are named with a * and a legend note.
     """
     _timeline.check(timeline)
     exp_dir = Path(exp_dir)
-    loaded = _load(exp_dir, runs)
-    paths = [_plot_accuracy(loaded, exp_dir, axis) for axis in _ACCURACY_AXES]
+    loaded = _load(exp_dir, runs, marked)
+    paths = [_plot_accuracy(loaded, exp_dir, axis, marked or {}) for axis in _ACCURACY_AXES]
     paths.append(_plot_step_hist(loaded, exp_dir))
     paths.append(_save(_timeline.figure(loaded, timeline), exp_dir / "timeline.png"))
     return paths
@@ -153,10 +167,11 @@ def _rating(summary: dict) -> bool:
     return summary.get("final_accuracy") is None and summary.get("final_loss") is not None
 
 
-def summary_table(exp_dir, runs: list[str] | None = None) -> str:
+def summary_table(exp_dir, runs: list[str] | None = None, marked: dict | None = None) -> str:
     """One line per run from its summary.json, as a Markdown table that also reads as plain
-    fixed-width text. Values a run has not written yet (interrupted run) show as "-"."""
-    loaded = _load(Path(exp_dir), runs)
+    fixed-width text. Values a run has not written yet (interrupted run) show as "-"; runs in
+    `marked` ({run: settings}) get a * and a note below the table."""
+    loaded = _load(Path(exp_dir), runs, marked)
     # rating data has no accuracy (NaN): show its final test RMSE, kept in final_loss
     rating = bool(loaded) and all(_rating(r.summary) for r in loaded)
     header = ["run", "algorithm", "workers", "final RMSE" if rating else "final acc (%)"]
@@ -185,4 +200,5 @@ def summary_table(exp_dir, runs: list[str] | None = None) -> str:
         + " |"
         for cells in (zip(r, widths, strict=True) for r in [header, rule, *rows])
     ]
-    return "\n".join(lines) + "\n"
+    note = f"\n{marks_note(marked)}\n" if marked else ""
+    return "\n".join(lines) + "\n" + note
