@@ -153,7 +153,10 @@ class Settings:
                     "edges": sorted(map(list, value.edges())),
                 }
             out[f.name] = _jsonable(value)
-        return out
+        # for the recorder: a run of rounds that only some workers train in counts its steps
+        # as rounds x local steps (results/recorder.py)
+        round_size = hooks.clients_per_round(self.algorithm, self.worker_count)
+        return out | ({"round_size": round_size} if round_size else {})
 
 
 @dataclass(frozen=True)

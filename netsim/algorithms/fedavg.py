@@ -56,9 +56,12 @@ class FedAvg:
     def global_model(self, X, roles):
         return ops.server_row(X, roles)
 
+    def clients_per_round(self, clients: int) -> int:
+        return max(1, round(self.C * clients))
+
     async def server(self, node):
         clients = node.neighbors
-        m = max(1, round(self.C * len(clients)))
+        m = self.clients_per_round(len(clients))
         for _ in range(self.rounds):
             chosen = sorted(int(k) for k in node.rng.choice(clients, m, replace=False))
             slow = set(node.rng.permutation(chosen)[: round(self.stragglers * m)].tolist())

@@ -15,7 +15,9 @@ live:
 - ``stop``: "first" to end the run when the first worker is done; default: the run's setting;
 - ``label``: the name in tables and plots; default: the class name;
 - ``rounds``: the algorithm ends by itself after this many rounds, so the run needs no
-  ``steps`` or ``until`` (FedAvg); default: 0, it does not.
+  ``steps`` or ``until`` (FedAvg); default: 0, it does not;
+- ``clients_per_round(workers)``: how many workers train in each of its rounds while the others
+  wait (FedAvg), so that its steps axis counts rounds x local steps; default: None, all train.
 """
 
 from __future__ import annotations
@@ -57,3 +59,8 @@ def label(algorithm) -> str:
 
 def rounds(algorithm) -> int:
     return getattr(algorithm, "rounds", 0) or 0
+
+
+def clients_per_round(algorithm, workers: int) -> int | None:
+    hook = getattr(algorithm, "clients_per_round", None)
+    return hook(workers) if hook is not None else None

@@ -66,8 +66,24 @@ _ACCURACY_AXES = {
 }
 
 
+ROUNDS = "rounds x local steps"  # the steps of a federated run (config.json's round_size)
+
+
+def _steps_label(runs: list[Run]) -> tuple[str, bool]:
+    """The steps axis' label, and whether federated runs need a note in their legend entry."""
+    federated = [bool(run.config.get("round_size")) for run in runs if run.evals]
+    if federated and all(federated):
+        return f"Server {ROUNDS} (all clients' steps / clients per round)", False
+    if any(federated):
+        return f"Steps every worker reached; federated runs: {ROUNDS}", True
+    return _ACCURACY_AXES["steps"][1], False
+
+
 def _plot_accuracy(runs: list[Run], exp_dir: Path, axis: str, marked: dict) -> Path:
     filename, xlabel, quantity, x_of = _ACCURACY_AXES[axis]
+    mixed = False
+    if axis == "steps":
+        xlabel, mixed = _steps_label(runs)
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     drawn, rating = False, True
     for run in runs:
@@ -84,7 +100,8 @@ def _plot_accuracy(runs: list[Run], exp_dir: Path, axis: str, marked: dict) -> P
         final = order[ev["split"][order] == "test"]
         if len(curve) == 0 and len(final) == 0:
             continue
-        ax.plot(x[curve], acc[curve], color=run.color, lw=1.8, label=run.name)
+        label = run.name + (f" ({ROUNDS})" if mixed and run.config.get("round_size") else "")
+        ax.plot(x[curve], acc[curve], color=run.color, lw=1.8, label=label)
         ax.plot(x[final], acc[final], "*", color=run.color, ms=14, mec="black", mew=0.8)
         drawn = True
     if drawn:

@@ -42,6 +42,9 @@ class Recorder:
         # workers at each step count, so "steps every worker reached" is O(1) per step
         self._at_count = Counter({0: len(self.workers)})
         self._reached = 0
+        # federated runs: workers chosen per round, and every worker's steps summed
+        self._round_size = config.get("round_size")
+        self._local_steps = 0
         self._files, self._writers = [], {}
         for name, header in (
             ("steps", STEPS),
@@ -68,6 +71,7 @@ class Recorder:
             ends = self._step_ends[node]
             self._at_count[len(ends)] -= 1
             ends.append(t_end)
+            self._local_steps += 1
             self._at_count[len(ends)] += 1
             while self._at_count[self._reached] == 0 and self._reached < len(ends):
                 self._reached += 1
@@ -100,7 +104,11 @@ class Recorder:
         self._records.setdefault(name, []).append(value)
 
     def steps_reached(self) -> int:
-        """Steps every worker has reached: what curves are plotted against."""
+        """The steps curves are plotted against and eval_every counts: the steps every worker
+        has reached; in a federated run, where the workers a round leaves out wait, the
+        server's rounds x local steps (all workers' steps / the workers chosen per round)."""
+        if self._round_size:
+            return self._local_steps // self._round_size
         return self._reached if self.workers else 0
 
     def evaluation(self, t: float, node, split: str, accuracy: float, loss: float) -> None:
@@ -134,7 +142,7 @@ class Recorder:
             "final_accuracy": _or_none(final.get("accuracy")),
             "final_loss": _or_none(float(final.get("loss", "nan"))),
             "sim_time": sim_time,
-            "steps_per_worker": self.steps_reached(),
+            "steps_per_worker": self._reached if self.workers else 0,
             "step_time": {
                 "p5": float(pct[0]),
                 "p50": float(pct[1]),

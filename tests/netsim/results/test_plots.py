@@ -23,11 +23,11 @@ def write_csv(path, header, rows):
         csv.writer(f).writerows([header, *rows])
 
 
-def write_run(exp, name, roles, steps, messages, evals, summary):
+def write_run(exp, name, roles, steps, messages, evals, summary, **config):
     run = exp / name
     run.mkdir(parents=True)
     workers = roles.count("worker")
-    config = {"run": name, "algorithm": summary["algorithm"], "roles": roles, "workers": workers}
+    config |= {"run": name, "algorithm": summary["algorithm"], "roles": roles, "workers": workers}
     (run / "config.json").write_text(json.dumps(config))
     write_csv(run / "steps.csv", ["node", "step", "t_start", "t_end", "loss"], steps)
     if messages is not None:
@@ -240,3 +240,20 @@ def test_the_timeline_legend_names_both_compute_greys(experiment, figures):
     odd, even = shades["compute, odd steps"], shades["compute, even steps"]
     drawn = {tuple(c) for ax in fig.axes for bars in ax.collections for c in bars.get_facecolors()}
     assert odd != even and {odd, even} <= drawn
+
+
+def test_the_steps_axis_says_federated_runs_count_rounds_times_local_steps(tmp_path, figures):
+    evals = [[0.0, "global", "subset", 0.1, 2.3, 0, 0], [1.0, "global", "test", 0.5, 1.0, 6, 0]]
+    summary = {"algorithm": "FedAvg"}
+    write_run(tmp_path, "fedavg", ["worker", "server"], [], None, evals, summary, round_size=1)
+    plot_experiment(tmp_path)
+    fig = figures.pop("accuracy_vs_steps.png")
+    xlabel = fig.axes[0].get_xlabel()
+    plt.close(fig)
+    assert xlabel == "Server rounds x local steps (all clients' steps / clients per round)"
+    write_run(tmp_path, "gossip", ["worker"], [], None, evals, {"algorithm": "GoSGD"})
+    plot_experiment(tmp_path)
+    ax = figures["accuracy_vs_steps.png"].axes[0]
+    assert ax.get_xlabel() == "Steps every worker reached; federated runs: rounds x local steps"
+    legend = [text.get_text() for text in ax.get_legend().texts]
+    assert legend[:2] == ["fedavg (rounds x local steps)", "gossip"]

@@ -2,7 +2,9 @@
 
 import torch
 
+from netsim.algorithms import FedAvg
 from netsim.network.message import Message
+from netsim.results.read import read_csv
 from netsim.results.recorder import Recorder
 
 
@@ -21,3 +23,27 @@ def test_mb_sent_per_worker_counts_every_nodes_sends_servers_too(tmp_path):
     assert summary["bytes_sent"] == sum(msg.size for msg in sent)
     assert summary["mb_sent_per_worker"] == sum(msg.size for msg in sent) / 2 / 1e6
     recorder.close()
+
+
+def test_a_federated_runs_steps_are_the_servers_rounds_times_local_steps(tmp_path):
+    # two of four clients per round, three local steps each; worker 3 never trains, so no
+    # step is every worker's
+    recorder = Recorder(tmp_path, {"round_size": 2}, ["worker"] * 4 + ["server"])
+    reached = []
+    for round_, clients in enumerate([(0, 1), (0, 2)]):
+        for node in clients:
+            for step in range(3 * round_ + 1, 3 * round_ + 4):
+                recorder.step(node, step, 0.0, 1.0, 2.3)
+            reached.append(recorder.steps_reached())
+    assert reached == [1, 3, 4, 6]  # half a round's steps, a round, ...
+    recorder.evaluation(1.0, "global", "test", 0.5, 1.0)
+    assert recorder.last_eval["steps"] == 6
+    recorder.close()
+
+
+def test_federated_evaluations_count_rounds_times_local_steps(simulate):
+    # 6,000 samples on four clients, batch 500: 3 local steps per round, 2 clients per round
+    sim, _ = simulate(FedAvg(rounds=3, C=0.5), workers=4, batch=500, model="logistic", eval_every=3)
+    evals = read_csv(sim.recorder.dir / "evals.csv", text=("node", "split"))
+    assert evals["steps"].tolist() == [0, 3, 6, 9, 9]
+    assert evals["split"].tolist() == ["subset"] * 4 + ["test"]
