@@ -78,10 +78,10 @@ class Settings:
 
     def graph(self) -> nx.Graph:
         """The workers' graph: a user's networkx graph, or one built by name."""
+        if self.worker_count == 1:  # a single-machine baseline beside runs on a shared graph
+            return nx.empty_graph(1)  # a lone worker has no peers, whatever the topology
         if self._user_graph():
             return graphs.check(self.topology, require_connected=self._needs_connected())
-        if self.worker_count == 1:
-            return nx.empty_graph(1)  # a lone worker has no peers, whatever the family
         extra = {"k_regular": {"k": self.degree}, "erdos_renyi": {"p": self.p, "seed": self.seed}}
         graph = graphs.build(self.topology, self.worker_count, **extra.get(self.topology, {}))
         return graphs.check(graph, require_connected=self._needs_connected())
@@ -98,7 +98,7 @@ class Settings:
             if not (isinstance(value, int) and value >= 1):
                 raise ConfigError(f"{key} must be a positive integer, got {value!r}")
         size = self.topology.number_of_nodes() if self._user_graph() else n
-        if n != size:
+        if n not in (1, size):
             raise ConfigError(
                 f"workers={n} but the topology graph has {size} nodes: drop workers or pass a "
                 f"graph of {n} nodes"

@@ -109,6 +109,9 @@ def test_the_users_graph_sets_the_workers_unless_workers_is_set_to_its_size():
         ((_, settings),) = e.resolve()
         assert settings.worker_count == 16
         assert preflight(settings)[0].number_of_nodes() == 16
+    # workers=1 is a single-machine baseline, whatever the topology
+    e = Experiment("t", [Run("one", P2PPull(), workers=1)], topology=graph, steps=1)
+    assert e.resolve()[0][1].graph().number_of_nodes() == 1
     # every worker may be evaluated alone, not just the default's 4
     e = Experiment("t", [Run("p2p", P2PPull())], topology=graph, steps=1, eval_nodes=16)
     assert e.resolve()[0][1].eval_nodes == 16
