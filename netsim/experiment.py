@@ -137,6 +137,10 @@ class Settings:
             )
         if isinstance(self.eval_every, int) and self.eval_every < 1:
             raise ConfigError("eval_every must be >= 1 step")
+        if not isinstance(self.compute, Compute):
+            raise ConfigError(
+                f"compute is Compute(...) or 'real' (the measured step time), got {self.compute!r}"
+            )
         self.compute.validate()
 
     def describe(self) -> dict:
@@ -247,6 +251,8 @@ class Experiment:
         for run in [r for r in self.runs if everything or self.only is None or r.name in self.only]:
             values = self.shared | run.settings
             values["algorithm"] = run.algorithm
+            if values.get("compute", "") in (None, "real"):  # steps take what they really take
+                values["compute"] = Compute(calibrate=True)
             settings = Settings(**values)
             settings.validate()
             resolved.append((run.name, settings))

@@ -135,6 +135,7 @@ def run(
     summaries = {}
     for (name, settings), (graph, _) in zip(runs, checked, strict=True):
         if runtime == "real":
+            where.last = name == runs[-1][0]
             bar = _bar(name, settings, graph, progress)
             summary = coordinator.run(name, settings, graph, exp_dir / name, bar, where)
             bar.close()
@@ -190,6 +191,6 @@ def placement(runtime: str, hosts_file=None, port=None, bind=None):
 def _bar(name: str, settings: Settings, graph, progress: bool):
     from tqdm import tqdm
 
-    workers = settings.algorithm.layout(graph)[1]
+    workers = hooks.layout(settings.algorithm, graph)[1]
     total = settings.steps * sum(r[0] == "worker" for r in workers) if settings.steps else None
     return tqdm(total=total, desc=name, unit="step", leave=False, disable=not progress)

@@ -74,6 +74,7 @@ class Simulation:
             "roles": self.roles,
             "workers": len(self.workers),
             "parameters": work.x0.numel(),
+            "runtime": "sim",
         }
         self.recorder = Recorder(run_dir, config, self.roles, self.progress)
         self.fabric = Fabric(

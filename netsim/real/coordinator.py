@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from netsim.algorithms import hooks
 from netsim.engine.evaluation import Evaluator, evaluate
 from netsim.real import frames, hosts
 from netsim.real.ledger import Ledger
@@ -41,7 +42,7 @@ class RealRunError(RuntimeError):
 class Coordinator:
     def __init__(self, name, settings, graph, run_dir: Path, progress, where):
         self.name, self.settings, self.algorithm = name, settings, settings.algorithm
-        self.graph, self.role_names = self.algorithm.layout(graph)
+        self.graph, self.role_names = hooks.layout(self.algorithm, graph)
         self.roles = [names[0] for names in self.role_names]
         self.where = where  # hosts.Placement: which host runs which node, on which port
         self.device = resolve_device(settings.device)
@@ -63,7 +64,7 @@ class Coordinator:
             "execution": "loop",  # one node per process: nothing to batch
         }
         self.recorder = Recorder(run_dir, config, self.roles, progress)
-        self.drives = getattr(self.algorithm, "drives", ("worker",))
+        self.drives = hooks.drives(self.algorithm)
         self.driving = {
             i for i, names in enumerate(self.role_names) if set(names) & set(self.drives)
         }
@@ -82,7 +83,12 @@ class Coordinator:
     # -- the run -----------------------------------------------------------------------
     async def run(self) -> dict:
         started = time.perf_counter()
-        server = await asyncio.start_server(self._serve, self.where.bind, self.where.port)
+        try:
+            server = await asyncio.start_server(self._serve, self.where.bind, self.where.port)
+        except OSError as error:
+            where = f"{self.where.bind}:{self.where.port} ({error.strerror})"
+            raise RealRunError(f"cannot listen on {where}: pick another --port") from None
+
         port = server.sockets[0].getsockname()[1]
         try:
             self.procs = self.where.launch(port, len(self.roles))
@@ -114,7 +120,7 @@ class Coordinator:
         for i, (x, b, _) in self.finals.items():
             self.X[i], self.B[i] = x, b
         evaluate(self, "test", t_end)
-        label = getattr(self.algorithm, "label", type(self.algorithm).__name__)
+        label = hooks.label(self.algorithm)
         summary = self.recorder.summary(self.name, label, t_end, time.perf_counter() - started)
         rss = [self.finals[i][2] for i in sorted(self.finals)]
         summary["runtime"] = "real"
@@ -171,11 +177,17 @@ class Coordinator:
 
     # -- what the nodes say ------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._converse(reader, writer)
+        except asyncio.CancelledError:  # the run was interrupted: its end handles the nodes
+            pass
+
+    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         node = None
         while (message := await frames.receive(reader)) is not None:
             op, *args = message
             if op == "agent":  # a host's agent asks which nodes it starts
-                frames.send(writer, "nodes", self.where.nodes_of(args[0]))
+                frames.send(writer, "nodes", self.where.nodes_of(args[0]), self.where.last)
                 self.agents.append(writer)
                 continue
             if op == "hello":
@@ -221,7 +233,7 @@ class Coordinator:
             every = self.settings.eval_every
             if isinstance(every, int) and now % every == 0:
                 self._ask_snapshots()
-        stop = getattr(self.algorithm, "stop", self.settings.stop)
+        stop = hooks.stop(self.algorithm, self.settings.stop)
         budget = self.settings.steps
         if stop == "first" and self.roles[node] == "worker" and budget and step >= budget:
             self._finish()
@@ -254,11 +266,13 @@ class Coordinator:
         self.finals[node] = (x, b, peak_rss_mb)
 
     def global_model(self) -> torch.Tensor:
-        return self.algorithm.global_model(self.X, self.roles)
+        return hooks.global_model(self.algorithm, self.X, self.roles)
 
     def global_buffers(self) -> torch.Tensor:
         return (
-            self.B[0] if self.B.shape[1] == 0 else self.algorithm.global_model(self.B, self.roles)
+            self.B[0]
+            if self.B.shape[1] == 0
+            else hooks.global_model(self.algorithm, self.B, self.roles)
         )
 
 

@@ -5,7 +5,7 @@ picks. With ``--hosts FILE`` (one ``host[:port]`` per line; ``#`` starts a comme
 runs on line i mod H, the k-th node of a line listening on port + k (any free port when the
 line gives none), and each host runs an agent, ``python -m netsim worker --connect
 COORDINATOR:PORT --host HOST``, which asks the coordinator for its nodes, starts their
-processes and waits for them, run after run, until the coordinator is gone.
+processes and waits for them, run after run, until the experiment's last run.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from netsim.real import frames
 from netsim.specfile import SOURCES
 
 LOCAL = ("127.0.0.1", 0)
-_AGENT_PATIENCE = 30.0  # s an agent keeps trying to reach the coordinator for the next run
+_AGENT_PATIENCE = 300.0  # s an agent waits for the coordinator (its next run, or the first)
 
 
 def read_hosts(path: str) -> list[tuple[str, int]]:
@@ -54,6 +54,7 @@ class Placement:
     bind: str = "127.0.0.1"  # where the coordinator listens
     port: int = 0  # the coordinator's control port (0: any free one)
     agents: bool = False  # nodes started by agents on their hosts, not by the coordinator
+    last: bool = True  # this run is the experiment's last: agents may leave after it
 
     def listen(self, i: int) -> str:
         host, base = self.hosts[i % len(self.hosts)]
@@ -85,7 +86,11 @@ class Placement:
 
 def spawn(connect: str, node: int, listen: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "netsim", "worker", "--connect", connect]
-    return subprocess.Popen([*command, "--node", str(node), "--listen", listen])
+    # a session of its own: a Ctrl-C at the terminal reaches the coordinator, which stops
+    # every node itself (a node also ends when the coordinator's connection goes away)
+    return subprocess.Popen(
+        [*command, "--node", str(node), "--listen", listen], start_new_session=True
+    )
 
 
 def reap(procs: list[subprocess.Popen], grace: float = 5.0) -> None:
@@ -138,7 +143,10 @@ async def _agent(connect: str, host: str) -> int:
         if message is None:
             writer.close()
             continue
-        procs = [spawn(connect, node, listen) for node, listen in message[1]]
+        _, nodes, last = message
+        procs = [spawn(connect, node, listen) for node, listen in nodes]
         await frames.receive(reader)  # the coordinator closes the stream when the run ends
         writer.close()
         await asyncio.to_thread(reap, procs, 30.0)
+        if last:
+            return 0

@@ -1,0 +1,316 @@
+"""The real runtime: the same experiments and algorithms on processes and loopback TCP."""
+
+import collections
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from netsim import Compute, Experiment, Network, Run, run
+from netsim.algorithms import DPSGD, RWM, SGD, SGP, AsyncPS, FedAvg, FedProx, GoSGD, P2PPull, SyncPS
+
+ROOT = Path(__file__).resolve().parents[3]
+FILES = ("config.json", "steps.csv", "messages.csv", "evals.csv", "records.csv", "summary.json")
+SMALL = [
+    "--set",
+    "data=synthetic_fmnist",
+    "--set",
+    "model=logistic",
+    "--set",
+    "batch=16",
+    "--set",
+    "steps=20",
+    "--set",
+    "eval_every=10",
+    "--set",
+    "compute.step_time=0.05s",
+]
+
+
+def netsim(*args, timeout=300, **kwargs):
+    command = [sys.executable, "-m", "netsim", *map(str, args), "--no-progress"]
+    return subprocess.run(
+        command, capture_output=True, text=True, cwd=ROOT, timeout=timeout, **kwargs
+    )
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_ps_vs_p2p_runs_for_real_like_the_simulation(tmp_path):
+    real = netsim(
+        "experiments/ps_vs_p2p.py", "--runtime", "real", "--out", tmp_path / "real", *SMALL
+    )
+    assert real.returncode == 0, real.stderr
+    sim = netsim("experiments/ps_vs_p2p.py", "--out", tmp_path / "sim", *SMALL)
+    assert sim.returncode == 0, sim.stderr
+    for name in ("single", "async_ps", "p2p"):
+        r, s = tmp_path / "real/ps_vs_p2p" / name, tmp_path / "sim/ps_vs_p2p" / name
+        for file in FILES:
+            assert (r / file).exists(), file
+            if file.endswith(".csv"):
+                assert (r / file).read_text().splitlines()[0] == (
+                    s / file
+                ).read_text().splitlines()[0]
+        config = json.loads((r / "config.json").read_text())
+        assert config["runtime"] == "real"
+        real_rows, sim_rows = rows(r / "messages.csv"), rows(s / "messages.csv")
+        # bytes on the wire are the sizes the simulation charges for the same payloads
+        sizes = collections.defaultdict(set)
+        for row in sim_rows:
+            sizes[row["kind"]].add(row["bytes"])
+        for row in real_rows:
+            assert row["bytes"] in sizes[row["kind"]], row
+            assert row["dropped"] == "0" and float(row["t_arrive"]) >= float(row["t_send"])
+        if name == "async_ps":  # every send is deterministic: the same messages, byte for byte
+            key = lambda row: (row["src"], row["dst"], row["kind"], row["bytes"])
+            assert sorted(map(key, real_rows)) == sorted(map(key, sim_rows))
+        accuracy = [json.loads((d / "summary.json").read_text())["final_accuracy"] for d in (r, s)]
+        assert abs(accuracy[0] - accuracy[1]) < 0.1, accuracy
+        steps = rows(r / "steps.csv")
+        workers = 1 if name == "single" else 4
+        assert len(steps) == 20 * workers
+        # emulated compute: every step lasts its modelled 0.05 s x jitter exp(N(0, 0.02^2)) or more
+        assert all(float(s["t_end"]) - float(s["t_start"]) >= 0.05 * 0.9 for s in steps)
+
+
+FED = {"steps": None, "eval_every": "0.5s", "momentum": 0.0, "compute": Compute(step_time=0.002)}
+# (algorithm, settings, whether its sends are fixed by its seed alone, not by timing)
+ALGORITHMS = [
+    pytest.param(SGD(), {"workers": 1}, True, id="sgd"),
+    pytest.param(SyncPS(), {}, True, id="sync_ps"),
+    pytest.param(AsyncPS(), {"momentum": 0.0}, True, id="async_ps"),
+    pytest.param(P2PPull(), {}, False, id="p2p"),  # replies depend on versions held
+    pytest.param(GoSGD(p=0.5), {}, False, id="gosgd"),  # the last step races the run's end
+    pytest.param(SGP(), {}, True, id="sgp"),
+    pytest.param(DPSGD(), {"topology": "ring"}, True, id="dpsgd"),
+    pytest.param(RWM(), {"topology": "ring"}, False, id="rwm"),  # stop="first" is a race
+    pytest.param(FedAvg(rounds=2, C=0.5, E=1), FED, True, id="fedavg"),
+    pytest.param(FedProx(mu=0.1, rounds=2, C=0.5, E=1), FED, True, id="fedprox"),
+]
+
+
+@pytest.mark.parametrize("algorithm, settings, fixed", ALGORITHMS)
+def test_every_algorithm_sends_for_real_what_it_sends_in_simulation(
+    tmp_path, algorithm, settings, fixed
+):
+    counts = {}
+    for runtime in ("sim", "real"):
+        experiment = Experiment(
+            "alg",
+            [Run("a", algorithm, **settings)],
+            data="synthetic_fmnist",
+            model="logistic",
+            workers=4,
+            steps=6,
+            eval_every=3,
+            batch=16,
+            compute=Compute(step_time="0.05s"),
+            network=Network("1Gbit/s", "1ms"),
+        )
+        run(experiment, out=tmp_path / runtime, runtime=runtime, progress=False, plot=False)
+        messages = rows(tmp_path / runtime / "alg/a/messages.csv")
+        counts[runtime] = collections.Counter((m["src"], m["kind"]) for m in messages)
+        # none lost; a real run also records the messages still on their way at its end
+        assert all(m["dropped"] == "0" for m in messages) or not fixed
+    if fixed:
+        assert counts["real"] == counts["sim"]
+    else:
+        assert counts["real"].keys() == counts["sim"].keys()
+        for key, n in counts["sim"].items():
+            assert abs(counts["real"][key] - n) <= max(2, n // 2), key
+
+
+def test_senders_apply_each_edges_latency_and_loss(tmp_path):
+    network = Network("1Gbit/s", "1ms", edges={(0, 1): {"loss": 1.0}, (2, 3): {"latency": "50ms"}})
+    experiment = Experiment(
+        "net",
+        [Run("p2p", P2PPull(timeout="0.2s"))],
+        data="synthetic_fmnist",
+        model="logistic",
+        workers=4,
+        steps=6,
+        eval_every=3,
+        batch=16,
+        compute=Compute(step_time="0.02s"),
+        network=network,
+    )
+    run(experiment, out=tmp_path, runtime="real", progress=False, plot=False)
+    messages = rows(tmp_path / "net/p2p/messages.csv")
+    for m in messages:
+        pair = {int(m["src"]), int(m["dst"])}
+        if pair == {0, 1}:
+            assert m["dropped"] == "1" and m["t_arrive"] == "nan"
+        else:
+            assert m["dropped"] == "0"
+            delay = float(m["t_arrive"]) - float(m["t_send"])
+            assert delay >= (0.05 if pair == {2, 3} else 0.001)
+    assert any({int(m["src"]), int(m["dst"])} == {0, 1} for m in messages)
+
+
+def test_a_failing_role_stops_the_run_with_one_line_and_its_traceback(tmp_path):
+    spec = tmp_path / "exp.py"
+    spec.write_text(
+        "from dataclasses import dataclass\n"
+        "from netsim import Compute, Experiment, Run\n"
+        "@dataclass(frozen=True)\n"
+        "class Boom:\n"
+        "    async def worker(self, node):\n"
+        "        await node.train()\n"
+        "        if node.id == 2:\n"
+        "            raise ValueError('node two broke')\n"
+        "        while not node.done:\n"
+        "            await node.train()\n"
+        "experiment = Experiment('boom', [Run('b', Boom())], data='synthetic_fmnist',\n"
+        "    model='logistic', workers=4, steps=200, compute=Compute(step_time='0.05s'))\n"
+    )
+    result = netsim(spec, "--runtime", "real", "--out", tmp_path / "out")
+    assert result.returncode == 1
+    assert result.stderr.count("ValueError: node two broke") == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("netsim: error: run 'b': role 'worker' of node 2 failed")
+    steps = (tmp_path / "out/boom/b/steps.csv").read_text()
+    assert steps.endswith("\n") and len(steps.splitlines()) >= 2  # rows so far are kept
+
+
+def test_ctrl_c_stops_every_node_and_keeps_complete_rows(tmp_path):
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "netsim",
+        "experiments/ps_vs_p2p.py",
+        "--runtime",
+        "real",
+        "--out",
+        out,
+        "--no-progress",
+        "--only",
+        "p2p",
+        *SMALL,
+        "--set",
+        "steps=100000",
+    ]
+    proc = subprocess.Popen(list(map(str, command)), cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    steps = out / "ps_vs_p2p/p2p/steps.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not steps.exists() or len(steps.read_text()) < 2000):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    for name in ("steps", "messages", "evals"):
+        text = (out / f"ps_vs_p2p/p2p/{name}.csv").read_text()
+        assert text.endswith("\n")
+        width = len(text.splitlines()[0].split(","))
+        assert all(len(line.split(",")) == width for line in text.splitlines())
+
+
+def test_hosts_file_deals_nodes_round_robin_to_agents(tmp_path):
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text("# two hosts on loopback\n127.0.0.2\n127.0.0.3\n")
+    port = _free_port()
+    coordinator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "netsim",
+            "experiments/ps_vs_p2p.py",
+            "--runtime",
+            "real",
+            "--hosts",
+            str(hosts),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--only",
+            "p2p",
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+            *SMALL,
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    agents = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "netsim",
+                "worker",
+                "--connect",
+                f"127.0.0.1:{port}",
+                "--host",
+                host,
+            ],
+            cwd=ROOT,
+        )
+        for host in ("127.0.0.2", "127.0.0.3")
+    ]
+    _, stderr = coordinator.communicate(timeout=300)
+    assert coordinator.returncode == 0, stderr
+    for agent in agents:
+        assert agent.wait(timeout=60) == 0
+    config = json.loads((tmp_path / "out/ps_vs_p2p/p2p/config.json").read_text())
+    assert config["hosts"] == ["127.0.0.2", "127.0.0.3"]
+    assert len(rows(tmp_path / "out/ps_vs_p2p/p2p/steps.csv")) == 80
+
+
+def test_bad_hosts_file_and_busy_port_are_one_line_errors(tmp_path):
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text("127.0.0.1:notaport\n")
+    result = netsim(
+        "experiments/ps_vs_p2p.py",
+        "--runtime",
+        "real",
+        "--hosts",
+        hosts,
+        "--port",
+        "1",
+        "--out",
+        tmp_path,
+    )
+    assert result.returncode == 2 and "line 1" in result.stderr and "Traceback" not in result.stderr
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        hosts.write_text("127.0.0.1\n")
+        result = netsim(
+            "experiments/ps_vs_p2p.py",
+            "--runtime",
+            "real",
+            "--hosts",
+            hosts,
+            "--port",
+            port,
+            "--bind",
+            "127.0.0.1",
+            "--out",
+            tmp_path,
+            *SMALL,
+        )
+    assert result.returncode == 1 and "pick another --port" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
