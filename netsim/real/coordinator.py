@@ -122,9 +122,11 @@ class Coordinator:
         evaluate(self, "test", t_end)
         label = hooks.label(self.algorithm)
         summary = self.recorder.summary(self.name, label, t_end, time.perf_counter() - started)
-        rss = [self.finals[i][2] for i in sorted(self.finals)]
         summary["runtime"] = "real"
-        summary["node_peak_rss_mb"] = {"max": max(rss), "total": sum(rss), "per_node": rss}
+        memory = [self.finals[i][2] for i in sorted(self.finals)]
+        for key in memory[0]:  # peak_rss_mb, and pss_mb where the OS tells it
+            values = [m[key] for m in memory]
+            summary["node_" + key] = {"max": max(values), "total": sum(values), "per_node": values}
         self.recorder.close(summary)
         return summary
 
@@ -219,7 +221,8 @@ class Coordinator:
             self.ready.set()
 
     def _on_error(self, node: int, what: str, text: str) -> None:
-        print(text, file=sys.stderr, end="" if text.endswith("\n") else "\n")
+        if text:
+            print(text, file=sys.stderr, end="" if text.endswith("\n") else "\n")
         self._finish(RealRunError(f"run {self.name!r}: {what}"))
 
     def _on_step(self, node: int, step: int, t_start: float, t_end: float, loss: float) -> None:
@@ -262,8 +265,8 @@ class Coordinator:
             evaluate(self, "subset", self.pending_eval)
             self.pending_eval = None
 
-    def _on_final(self, node: int, x: torch.Tensor, b: torch.Tensor, peak_rss_mb: float) -> None:
-        self.finals[node] = (x, b, peak_rss_mb)
+    def _on_final(self, node: int, x: torch.Tensor, b: torch.Tensor, memory: dict) -> None:
+        self.finals[node] = (x, b, memory)
 
     def global_model(self) -> torch.Tensor:
         return hooks.global_model(self.algorithm, self.X, self.roles)

@@ -91,8 +91,9 @@ async def _run(connect: str, i: int, listen: str) -> int:
             port = await world.transport.listen(listen_host, int(listen_port))
         except OSError as error:
             raise OSError(f"node {i} cannot listen on {listen}: {error.strerror}") from None
-    except Exception as error:  # set-up failed: say why, once
-        frames.send(writer, "error", i, f"{type(error).__name__}: {error}", traceback.format_exc())
+    except Exception as error:  # set-up failed: say why, once (a busy port needs no traceback)
+        text = "" if isinstance(error, OSError) else traceback.format_exc()
+        frames.send(writer, "error", i, f"{type(error).__name__}: {error}", text)
         await writer.drain()
         return 1
     frames.send(writer, "ready", i, (listen_host, port))
@@ -131,8 +132,7 @@ async def _serve(world: NodeProcess, reader, writer) -> int:
     if failed.done():
         world.report("error", node.id, *failed.result())
     elif control.result() == "stop":
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
-        world.report("final", node.id, world.X[0].clone(), world.B[0].clone(), peak)
+        world.report("final", node.id, world.X[0].clone(), world.B[0].clone(), _memory())
     try:
         await writer.drain()
         writer.close()
@@ -154,3 +154,16 @@ async def _control(world: NodeProcess, reader) -> str:
                 "snapshot", world.node.id, message[1], world.X[0].clone(), world.B[0].clone()
             )
     return "gone"
+
+
+def _memory() -> dict[str, float]:
+    """This process's peak resident memory, and (Linux) its proportional share now (PSS:
+    pages shared with the other node processes, torch's libraries above all, count once)."""
+    memory = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10}
+    try:
+        for line in open("/proc/self/smaps_rollup"):
+            if line.startswith("Pss:"):
+                memory["pss_mb"] = int(line.split()[1]) / 2**10
+    except OSError:
+        pass
+    return memory
