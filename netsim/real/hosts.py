@@ -14,6 +14,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,8 @@ class Placement:
     port: int = 0  # the coordinator's control port (0: any free one)
     agents: bool = False  # nodes started by agents on their hosts, not by the coordinator
     last: bool = True  # this run is the experiment's last: agents may leave after it
+    # argv of node i's process -> the command that starts it (e.g. inside its namespace)
+    wrap: Callable[[int, list[str]], list[str]] | None = None
 
     def listen(self, i: int) -> str:
         host, base = self.hosts[i % len(self.hosts)]
@@ -66,7 +69,7 @@ class Placement:
         if self.agents:
             return []
         connect = f"{self.bind}:{port}"
-        return [spawn(connect, i, self.listen(i)) for i in range(n)]
+        return [spawn(connect, i, self.listen(i), self.wrap) for i in range(n)]
 
     def nodes_of(self, host: str) -> list[tuple[int, str]]:
         """The (node, listen address) an agent on host starts."""
@@ -84,13 +87,12 @@ class Placement:
             return "still running"
 
 
-def spawn(connect: str, node: int, listen: str) -> subprocess.Popen:
+def spawn(connect: str, node: int, listen: str, wrap=None) -> subprocess.Popen:
     command = [sys.executable, "-m", "netsim", "worker", "--connect", connect]
+    command += ["--node", str(node), "--listen", listen]
     # a session of its own: a Ctrl-C at the terminal reaches the coordinator, which stops
     # every node itself (a node also ends when the coordinator's connection goes away)
-    return subprocess.Popen(
-        [*command, "--node", str(node), "--listen", listen], start_new_session=True
-    )
+    return subprocess.Popen(wrap(node, command) if wrap else command, start_new_session=True)
 
 
 def reap(procs: list[subprocess.Popen], grace: float = 5.0) -> None:

@@ -1,0 +1,144 @@
+"""Test hosts in network namespaces: one per node, joined by veth pairs to a bridge, each
+node's uplink and downlink shaped by Linux traffic control from the run's ``Network``.
+
+Node i lives in namespace ``<prefix>i`` with address 10.<a>.<b>.<i+1>/16 on its end of a
+veth pair; the other end is a port of a bridge in the root namespace, where the coordinator
+listens on 10.<a>.255.254. The uplink is a token bucket (``tc ... tbf``) on the node's end
+(what it sends), the downlink one on the bridge's end (what the bridge sends it), each at the
+node's NIC rate in the ``Network`` (its ``bandwidth``/``up``/``down``, without ``goodput``:
+tbf counts whole Ethernet frames, as a real link does, while the model's goodput factor says
+how much of that rate a TCP payload gets; the fidelity harness measures that factor).
+Latency cannot come from the kernel here (netem is missing), so the real runtime's senders
+hold frames for the edge's latency, as on loopback.
+
+Everything is torn down on leaving the context, whatever happened inside it. Without root or
+iproute2, ``why_not()`` says why in one line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import replace
+
+from netsim.network.spec import Network
+
+_BURST = 64 * 1024  # bytes a token bucket may send at once: a few segments, not a window
+_LATENCY = "500ms"  # how long a frame may wait in the bucket before tc drops it
+
+
+class NamespaceError(RuntimeError):
+    pass
+
+
+def why_not() -> str | None:
+    """None if this process can make namespaces and shape links, else the reason, in a line."""
+    if os.geteuid() != 0:
+        return "network namespaces and tc need root"
+    for tool in ("ip", "tc"):
+        if shutil.which(tool) is None:
+            return f"{tool} (iproute2) is not installed"
+    probe = f"nsprobe{os.getpid()}"
+    try:
+        _ip("netns", "add", probe)
+        _run(["ip", "netns", "exec", probe, "tc", "qdisc", "add", "dev", "lo", "root", "tbf",
+              "rate", "1gbit", "burst", "64kb", "latency", "50ms"])  # fmt: skip
+    except NamespaceError as error:
+        return f"cannot shape a link in a namespace: {error}"
+    finally:
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
+
+
+def has_qdisc(kind: str) -> bool:
+    """Whether the kernel offers the queueing discipline ``kind`` (netem is often missing)."""
+    probe = f"nsq{os.getpid()}"
+    try:
+        _ip("netns", "add", probe)
+        result = subprocess.run(["ip", "netns", "exec", probe, "tc", "qdisc", "add", "dev", "lo",
+                                 "root", kind], capture_output=True)  # fmt: skip
+        return result.returncode == 0
+    except NamespaceError:
+        return False
+    finally:
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+
+
+class Namespaces:
+    """``with Namespaces(roles, network) as hosts:`` hosts[i] is node i's address."""
+
+    def __init__(self, roles: list[str], network: Network, prefix: str | None = None):
+        n = len(roles)
+        if n > 250:
+            raise NamespaceError(f"{n} namespaces: at most 250 nodes fit one test network")
+        self.n, self.nics = n, replace(network, goodput=1.0).resolve(roles).nics
+        self.prefix = prefix or f"ns{os.getpid() % 10000}x"
+        self.bridge = f"br{os.getpid() % 100000}"
+        self.gateway = "10.77.255.254"
+        self.addresses = [f"10.77.0.{i + 1}" for i in range(n)]
+        self._made: list[tuple[str, ...]] = []
+
+    def __enter__(self) -> list[str]:
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self.addresses
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def namespace(self, i: int) -> str:
+        return f"{self.prefix}{i}"
+
+    def command(self, i: int, argv: Sequence[str]) -> list[str]:
+        """argv run inside node i's namespace."""
+        return ["ip", "netns", "exec", self.namespace(i), *argv]
+
+    def _build(self) -> None:
+        _ip("link", "add", self.bridge, "type", "bridge")
+        self._made.append(("link", "del", self.bridge))
+        _ip("addr", "add", f"{self.gateway}/16", "dev", self.bridge)
+        _ip("link", "set", self.bridge, "up")
+        for i, nic in enumerate(self.nics):
+            ns, inside, outside = self.namespace(i), f"v{i}n", f"{self.bridge}p{i}"
+            _ip("netns", "add", ns)
+            self._made.append(("netns", "del", ns))
+            _ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+            self._made.append(("link", "del", outside))
+            _ip("link", "set", inside, "netns", ns)
+            _ip("link", "set", outside, "master", self.bridge, "up")
+            in_ns = lambda *args, ns=ns: _ip("netns", "exec", ns, "ip", *args)
+            in_ns("addr", "add", f"{self.addresses[i]}/16", "dev", inside)
+            in_ns("link", "set", inside, "up")
+            in_ns("link", "set", "lo", "up")
+            _shape(["ip", "netns", "exec", ns], inside, nic.up)  # what node i sends
+            _shape([], outside, nic.down)  # what the bridge hands node i
+
+    def close(self) -> None:
+        """Removes everything made, newest first; never raises."""
+        for args in reversed(self._made):
+            subprocess.run(["ip", *args], capture_output=True)
+        self._made.clear()
+
+
+def _shape(prefix: list[str], device: str, rate_bits: float) -> None:
+    """A token bucket of rate_bits on device's egress (tbf counts whole frames)."""
+    if rate_bits == float("inf"):
+        return
+    rate = f"{int(rate_bits)}bit"
+    _run([*prefix, "tc", "qdisc", "add", "dev", device, "root", "tbf", "rate", rate,
+          "burst", str(_BURST), "latency", _LATENCY])  # fmt: skip
+
+
+def _ip(*args: str) -> None:
+    _run(["ip", *args])
+
+
+def _run(argv: list[str]) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise NamespaceError(f"{' '.join(argv)}: {result.stderr.strip()}")
