@@ -74,6 +74,7 @@ class Coordinator:
         self.snapshots: dict[int, tuple] = {}
         self.finals: dict[int, tuple] = {}
         self.t0 = math.inf
+        self.now = lambda: -math.inf  # frames.Clock(t0) once t0 is known
         self.ready = asyncio.Event()
         self.end = asyncio.get_running_loop().create_future()
         self.pending_eval: float | None = None
@@ -94,6 +95,7 @@ class Coordinator:
             self.procs = self.where.launch(port, len(self.roles))
             await self._until(self.ready.wait(), _START_TIMEOUT, "start")
             self.t0 = time.time() + 0.2
+            self.now = frames.Clock(self.t0)
             for writer in self.writers.values():
                 frames.send(writer, "start", self.addresses, self.t0)
             self.recorder.config(**self.where.describe(self.addresses))
@@ -129,9 +131,6 @@ class Coordinator:
             summary["node_" + key] = {"max": max(values), "total": sum(values), "per_node": values}
         self.recorder.close(summary)
         return summary
-
-    def now(self) -> float:
-        return time.time() - self.t0
 
     async def _until(self, awaitable, timeout: float, phase: str) -> None:
         waiting = asyncio.ensure_future(awaitable)

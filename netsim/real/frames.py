@@ -12,8 +12,23 @@ from __future__ import annotations
 import asyncio
 import pickle
 import struct
+import time
 
 _LENGTH = struct.Struct("!I")
+
+
+class Clock:
+    """Seconds since a common t0: t0 is a wall-clock instant (comparable across hosts), and
+    intervals are measured on the monotonic clock (never stepped by NTP)."""
+
+    def __init__(self, t0: float):
+        self.t0 = t0
+        self._offset = time.time() - time.monotonic()
+
+    def __call__(self) -> float:
+        return time.monotonic() + self._offset - self.t0
+
+
 MAX_FRAME = 2**32 - 1
 
 

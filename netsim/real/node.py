@@ -45,7 +45,7 @@ class RealNode(NodeState):
 
     @property
     def now(self) -> float:
-        return time.time() - self._world.t0
+        return self._world.clock()
 
     @property
     def done(self) -> bool:

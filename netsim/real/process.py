@@ -38,7 +38,7 @@ class NodeProcess:
         self.role_names = job["roles"][i]
         self.drives = set(job["drives"])
         self.until = parse_time(self.settings.until) if self.settings.until is not None else None
-        self.t0 = time.time()
+        self.clock = frames.Clock(time.time())  # until the coordinator gives the run's t0
         self.reached = 0  # steps every worker reached, as the coordinator last said
         self._writer = writer
         device = resolve_device(self.settings.device)
@@ -100,8 +100,9 @@ async def _run(connect: str, i: int, listen: str) -> int:
     message = await frames.receive(reader)
     if message is None or message[0] != "start":
         return 1
-    _, world.transport.addresses, world.t0 = message
-    await asyncio.sleep(max(0.0, world.t0 - time.time()))
+    _, world.transport.addresses, t0 = message
+    world.clock = frames.Clock(t0)
+    await asyncio.sleep(max(0.0, -world.clock()))
     return await _serve(world, reader, writer)
 
 
