@@ -19,6 +19,7 @@ msgpack: the message is then packed with every raw data block left out and added
 """
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 _TENSOR, _ARRAY = 1, 2
+_MARK = 127  # a placeholder extension, never on the wire (encode_parts)
 _FIXEXT_LENGTHS = (1, 2, 4, 8, 16)
 
 
@@ -184,6 +186,46 @@ def _tensor_sizes(dtype: torch.dtype, shape: torch.Size) -> tuple[int, int]:
 def encode(msg: Message) -> bytes:
     """The wire bytes of msg; tensors on any device are copied to the CPU."""
     return _pack(msg, lambda code, head, value: msgpack.ExtType(code, head + _raw(value)))
+
+
+def encode_parts(msg: Message) -> list:
+    """encode(msg) as pieces whose concatenation is the wire bytes, with each tensor's and
+    array's data a view of its memory rather than a copy (a sender writes the pieces to its
+    socket one after another: a large payload is never copied in Python)."""
+    marks: dict[bytes, tuple[int, bytes, Any]] = {}
+
+    def mark(code: int, head: bytes, value):
+        token = os.urandom(16)  # packs as fixext 16: 0xd8, the type byte, the token
+        marks[token] = (code, head, value)
+        return msgpack.ExtType(_MARK, token)
+
+    packed = _pack(msg, mark)
+    parts, start = [], 0
+    for token, (code, head, value) in marks.items():
+        at = packed.index(bytes((0xD8, _MARK)) + token, start)
+        data = _view(value)
+        parts += [packed[start:at], _ext_bytes(code, len(head) + data.nbytes) + head, data]
+        start = at + 18
+    parts.append(packed[start:])
+    return parts
+
+
+def _view(value) -> memoryview:
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        return memoryview(flat.view(torch.uint8).numpy()).cast("B")
+    return memoryview(np.ascontiguousarray(value).reshape(-1).view(np.uint8))
+
+
+def _ext_bytes(code: int, length: int) -> bytes:
+    """The msgpack extension header (format, length, type) for data of this length."""
+    if length in _FIXEXT_LENGTHS:
+        return bytes((0xD4 + _FIXEXT_LENGTHS.index(length), code))
+    if length < 2**8:
+        return bytes((0xC7, length, code))
+    if length < 2**16:
+        return bytes((0xC8,)) + length.to_bytes(2, "big") + bytes((code,))
+    return bytes((0xC9,)) + length.to_bytes(4, "big") + bytes((code,))
 
 
 def decode(wire: bytes) -> Message:

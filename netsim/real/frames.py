@@ -47,6 +47,16 @@ def write(writer: asyncio.StreamWriter, body: bytes) -> None:
     writer.write(_LENGTH.pack(len(body)) + body)
 
 
+def write_parts(writer: asyncio.StreamWriter, parts: list) -> int:
+    """One frame whose body is the pieces one after another (no copy of large pieces here);
+    returns the body's length."""
+    length = sum(memoryview(part).nbytes for part in parts)
+    if length > MAX_FRAME:
+        raise ValueError(f"a frame of {length} bytes exceeds the 4 GiB frame limit")
+    writer.writelines([_LENGTH.pack(length), *parts])
+    return length
+
+
 async def receive(reader: asyncio.StreamReader) -> tuple | None:
     """The next control message, or None at the end of the stream."""
     body = await read(reader)

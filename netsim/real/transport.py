@@ -2,8 +2,9 @@
 
 ``send`` never blocks the caller. A message first meets its edge's loss (dropped at the
 sender, no bytes on the wire) and noise, is encoded once (its frame body is exactly
-``Message.size`` bytes), then waits in the link to its destination until its edge's latency
-has passed (the OS adds nothing on loopback or in a namespace without netem) and is written.
+``Message.size`` bytes; tensors are written from their own memory), then waits in the link
+to its destination until its edge's latency has passed (the OS adds nothing on loopback or
+in a namespace without netem) and is written.
 Frames to one peer keep their order, so the k-th frame a node receives from a peer is the
 k-th frame that peer wrote to it: the pair (sender, receiver, k) names a message in both
 processes' reports, and the coordinator joins them into messages.csv rows. A peer that
@@ -18,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from netsim.network.message import Message, decode, encode, noisy
+from netsim.network.message import Message, decode, encode_parts, noisy
 from netsim.network.spec import ResolvedNetwork
 from netsim.real import frames
 
@@ -82,18 +83,17 @@ class Transport:
             return done
         if edge.noise and msg.src != msg.dst:
             msg.payload = noisy(msg.payload, edge.noise, self.rng)
-        body = encode(msg)
+        parts = encode_parts(msg)  # views of the payload's tensors: nothing large is copied
+        size = sum(memoryview(part).nbytes for part in parts)
         k = self._written[msg.dst]
         self._written[msg.dst] += 1
-        self._report(
-            "sent", msg.src, msg.dst, msg.kind, len(body), msg.data_bytes, msg.t_send, k, ""
-        )
+        self._report("sent", msg.src, msg.dst, msg.kind, size, msg.data_bytes, msg.t_send, k, "")
         link = self._links.get(msg.dst)
         if link is None:
             link = self._links[msg.dst] = asyncio.Queue()
             self._pumps.append(asyncio.create_task(self._pump(msg.dst, link)))
         due = asyncio.get_running_loop().time() + (0.0 if msg.src == msg.dst else edge.latency)
-        link.put_nowait((due, body, k, done))
+        link.put_nowait((due, parts, k, done))
         return done
 
     async def _pump(self, dst: int, link: asyncio.Queue) -> None:
@@ -101,13 +101,13 @@ class Transport:
         loop = asyncio.get_running_loop()
         writer = None
         while True:
-            due, body, k, done = await link.get()
+            due, parts, k, done = await link.get()
             if (wait := due - loop.time()) > 0:
                 await asyncio.sleep(wait)
             try:
                 if writer is None:
                     _, writer = await asyncio.open_connection(*self.addresses[dst])
-                frames.write(writer, body)
+                frames.write_parts(writer, parts)
                 await writer.drain()
             except (OSError, KeyError):  # gone, refused or broken: the message is lost
                 self._report("lost", self.me, dst, k, "unreachable")

@@ -11,7 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netsim.network.message import Message, MessageError, decode, encode
+from netsim.network.message import Message, MessageError, decode, encode, encode_parts
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.int64, torch.int32, torch.uint8]
 DTYPES += [torch.bool]
@@ -223,3 +223,12 @@ def test_a_str_msgpack_refuses_fails_alike_when_sized_and_encoded():
     for measure in (lambda: msg.size, lambda: encode(msg)):
         with pytest.raises(UnicodeEncodeError):
             measure()
+
+
+@settings(max_examples=200, deadline=None)
+@given(payloads)
+def test_encode_parts_concatenate_to_the_wire_bytes(payload):
+    msg = Message(3, 7, "k", payload)
+    parts = encode_parts(msg)
+    assert b"".join(bytes(part) for part in parts) == encode(msg)
+    assert sum(memoryview(part).nbytes for part in parts) == msg.size

@@ -1,0 +1,125 @@
+"""The simulated network against real TCP: the same traffic patterns in both runtimes.
+
+Each pattern (validation/patterns.py) runs simulated and for real, its nodes in network
+namespaces with tbf-shaped NICs (netsim/real/netns.py), on the same Network. Prints, per
+pattern, the last finisher's time in both and their error, then the distribution of the
+per-message completion-time errors, a fit of the TCP goodput factor and per-message constant
+from the single transfers, and draws the scatter plot (simulated vs measured, y = x).
+
+    sudo .venv/bin/python benchmarks/fidelity.py [--quick] [--goodput G] [--plot FILE]
+
+Needs root and iproute2 (tbf); says so in one line otherwise. Run it on a quiet machine: a
+second job on the same cores shows up as network time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from netsim import Network  # noqa: E402
+from netsim.real import netns  # noqa: E402
+from validation import harness, patterns  # noqa: E402
+
+KB, MB = 1000, 10**6
+
+
+def cases(quick: bool, goodput: float) -> list[tuple[str, object, Network]]:
+    net = lambda rate, **kw: Network(rate, goodput=goodput, **kw)
+    slow_server = lambda: net("1Gbit/s", nodes={0: {"bandwidth": "300Mbit/s"}})
+    if quick:
+        return [
+            ("one 4 MB @100M", patterns.one(4 * MB), net("100Mbit/s")),
+            ("fan-in 4 x 4 MB", patterns.fan_in(4, 4 * MB), slow_server()),
+        ]
+    found = []
+    for rate in ("100Mbit/s", "1Gbit/s"):
+        for size in (64 * KB, 256 * KB, MB, 4 * MB, 16 * MB, 64 * MB):
+            found.append((f"one {size // KB} kB @{rate[:-6]}", patterns.one(size), net(rate)))
+    for n in (2, 4, 8, 16):
+        found.append((f"fan-in {n} x 4 MB", patterns.fan_in(n, 4 * MB), slow_server()))
+    found += [
+        ("fan-out 8 x 4 MB", patterns.fan_out(8, 4 * MB), net("1Gbit/s")),
+        ("all-to-all 8 x 1 MB", patterns.all_to_all(8, MB), net("1Gbit/s")),
+        ("ring 8 x 4 MB", patterns.ring(8, 4 * MB), net("1Gbit/s")),
+        ("staggered 8, 40 x 2 MB", patterns.staggered(8, 2 * MB, 40, 0.5), net("1Gbit/s")),
+    ]
+    return found
+
+
+def fit(results, specs) -> tuple[float, float]:
+    """real = c + 8 S / (g B) over the single transfers: the goodput g and the constant c."""
+    xs, ys = [], []
+    for result, (_, pattern, network) in zip(results, specs, strict=True):
+        if len(pattern.schedule) == 1:
+            _, _, _, size = pattern.schedule[0]
+            rate = network.resolve(["worker", "worker"]).nics[0].up / network.goodput
+            xs.append(8 * size / rate)
+            ys.append(next(iter(result.real.values())))
+    slope, c = np.polyfit(xs, ys, 1)
+    return 1 / slope, c
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the two small cases only")
+    parser.add_argument("--goodput", type=float, default=1.0, help="the simulation's goodput")
+    parser.add_argument("--plot", default="fidelity_scatter.png", help="the scatter plot's file")
+    args = parser.parse_args()
+    if (why := netns.why_not()) is not None:
+        print(f"fidelity: cannot run: {why}", file=sys.stderr)
+        return 2
+    specs = cases(args.quick, args.goodput)
+    results = []
+    print(f"{'pattern':<26} {'msgs':>4} {'sim last (s)':>12} {'real last (s)':>13} {'error':>7}")
+    for name, pattern, network in specs:
+        result = harness.measure(name.replace(" ", "_").replace("@", ""), pattern, network)
+        results.append(result)
+        error = result.sim_last / result.real_last - 1
+        print(
+            f"{name:<26} {len(result.real):>4} {result.sim_last:>12.4f} "
+            f"{result.real_last:>13.4f} {error:>+7.1%}",
+            flush=True,
+        )
+    pairs = np.array([pair for result in results for pair in result.pairs()])
+    errors = np.abs(pairs[:, 0] / pairs[:, 1] - 1)
+    p50, p95, p100 = np.percentile(errors, [50, 95, 100])
+    print(
+        f"\nper-message |sim/real - 1| over {len(errors)} messages: median {p50:.1%}, "
+        f"p95 {p95:.1%}, max {p100:.1%}"
+    )
+    if sum(len(p.schedule) == 1 for _, p, _ in specs) >= 2:
+        goodput, constant = fit(results, specs)
+        print(
+            f"fit of the single transfers: goodput {goodput:.4f}, constant {constant * 1e3:.2f} ms"
+        )
+    scatter(pairs, args.plot)
+    return 0
+
+
+def scatter(pairs: np.ndarray, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    ax.loglog(pairs[:, 1], pairs[:, 0], ".", alpha=0.6, label="one message")
+    lo, hi = pairs.min() * 0.8, pairs.max() * 1.25
+    ax.plot([lo, hi], [lo, hi], "k--", linewidth=1, label="y = x")
+    ax.set_xlabel("measured completion time (s), real TCP through tbf")
+    ax.set_ylabel("simulated completion time (s)")
+    ax.set_title("Simulated vs measured, per message")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"scatter plot: {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Runs a traffic pattern in both runtimes on the same Network and pairs up its messages.
+
+The real run's nodes live in network namespaces with their NICs shaped by tbf
+(netsim/real/netns.py); the simulated run reads the same spec. Messages are matched by
+(src, dst, k), k counting that pair's messages in order of sending, so each yields a
+(simulated, measured) completion time t_arrive - t_send, and each pattern a last-finisher
+time (the last arrival minus the first send).
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from netsim import Compute, Experiment, Network, Run, run
+from netsim.real import hosts, netns
+
+
+@dataclass
+class Result:
+    name: str
+    sim: dict[tuple[int, int, int], float]  # (src, dst, k) -> completion time, s
+    real: dict[tuple[int, int, int], float]
+    sim_last: float  # last arrival - first send, s
+    real_last: float
+
+    def pairs(self) -> list[tuple[float, float]]:
+        return [(self.sim[key], self.real[key]) for key in sorted(self.sim) if key in self.real]
+
+
+def experiment(name: str, pattern, network: Network) -> Experiment:
+    return Experiment(
+        name,
+        [Run(name, pattern)],
+        data="synthetic_fmnist",
+        model="logistic",
+        workers=pattern.nodes,
+        steps=1,
+        eval_every=10**9,
+        eval_subset=10,
+        network=network,
+        compute=Compute(step_time="1s"),
+        execution="loop",
+    )
+
+
+def measure(name: str, pattern, network: Network, out: Path | None = None) -> Result:
+    """The pattern simulated and run for real in namespaces (root and tc needed)."""
+    out = Path(out or tempfile.mkdtemp(prefix="fidelity-"))
+    spec = experiment(name, pattern, network)
+    run(spec, out=out / "sim", progress=False, plot=False)
+    spaces = netns.Namespaces(["worker"] * pattern.nodes, network)
+    with spaces as addresses:
+        where = hosts.Placement(
+            [(a, 0) for a in addresses], bind=spaces.gateway, wrap=spaces.command
+        )
+        run(spec, out=out / "real", runtime="real", where=where, progress=False, plot=False)
+    sim, sim_last = completions(out / "sim" / name / name / "messages.csv")
+    real, real_last = completions(out / "real" / name / name / "messages.csv")
+    return Result(name, sim, real, sim_last, real_last)
+
+
+def completions(path: Path) -> tuple[dict[tuple[int, int, int], float], float]:
+    with open(path) as handle:
+        rows = sorted(csv.DictReader(handle), key=lambda r: float(r["t_send"]))
+    seen: dict[tuple[int, int], int] = defaultdict(int)
+    times = {}
+    for row in rows:
+        pair = (int(row["src"]), int(row["dst"]))
+        times[(*pair, seen[pair])] = float(row["t_arrive"]) - float(row["t_send"])
+        seen[pair] += 1
+    first = min(float(r["t_send"]) for r in rows)
+    last = max(float(r["t_arrive"]) for r in rows)
+    return times, last - first

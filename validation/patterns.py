@@ -1,0 +1,77 @@
+"""Traffic patterns for the fidelity harness: tiny roles that send S bytes and train nothing.
+
+A pattern is a schedule of transfers (t, src, dst, bytes). Each node's role sends its own
+transfers at their times (a uint8 tensor of the given size, so the message is S bytes plus a
+few bytes of header) and waits for every transfer addressed to it; the run ends when every
+node has sent and received all of its share. The same pattern runs in both runtimes, and
+messages.csv then holds each message's t_send and t_arrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import networkx as nx
+import numpy as np
+import torch
+
+from netsim.algorithms import ops
+
+MB = 10**6
+
+
+@dataclass(frozen=True)
+class Transfers:
+    """Sends (t, src, dst, bytes): at time t (s since the start) src sends dst a payload of
+    that many bytes."""
+
+    schedule: tuple[tuple[float, int, int, int], ...]
+    nodes: int
+    needs_connected: ClassVar[bool] = False
+    sends: ClassVar[dict[str, str]] = {"data": "a payload of the pattern's size"}
+    records: ClassVar[dict[str, str]] = {}
+
+    def layout(self, graph):
+        return ops.solo(nx.complete_graph(self.nodes))
+
+    async def worker(self, node):
+        mine = sorted((t, dst, size) for t, src, dst, size in self.schedule if src == node.id)
+        expected = sum(dst == node.id for _, _, dst, _ in self.schedule)
+        for t, dst, size in mine:
+            await node.sleep(t - node.now)
+            node.send(dst, "data", blob=torch.zeros(size, dtype=torch.uint8))
+        for _ in range(expected):
+            await node.recv("data")
+
+
+def one(size: int) -> Transfers:
+    return Transfers(((0.0, 0, 1, size),), 2)
+
+
+def fan_in(n: int, size: int) -> Transfers:
+    """n senders (nodes 1..n) into node 0, all at once."""
+    return Transfers(tuple((0.0, i, 0, size) for i in range(1, n + 1)), n + 1)
+
+
+def fan_out(n: int, size: int) -> Transfers:
+    return Transfers(tuple((0.0, 0, i, size) for i in range(1, n + 1)), n + 1)
+
+
+def all_to_all(n: int, size: int) -> Transfers:
+    return Transfers(tuple((0.0, i, j, size) for i in range(n) for j in range(n) if i != j), n)
+
+
+def ring(n: int, size: int) -> Transfers:
+    return Transfers(tuple((0.0, i, (i + 1) % n, size) for i in range(n)), n)
+
+
+def staggered(n: int, size: int, count: int, spread: float, seed: int = 0) -> Transfers:
+    """count random pairs among n nodes, starting uniformly over spread seconds: flows that
+    start and end while others run."""
+    rng = np.random.default_rng(seed)
+    schedule = []
+    for _ in range(count):
+        src, dst = rng.choice(n, size=2, replace=False)
+        schedule.append((float(rng.uniform(0, spread)), int(src), int(dst), size))
+    return Transfers(tuple(sorted(schedule)), n)
