@@ -13,6 +13,7 @@ from models.mcmahan_cnn import McMahanCNN
 from models.mlp import MLP2NN
 from models.perceptron import MLP1, Logistic
 from models.small_cnn import SmallCNN
+from models.vgg import VGG19
 
 MODELS = {
     "celeba_cnn": CelebaCNN,
@@ -24,6 +25,7 @@ MODELS = {
     "mlp": MLP2NN,
     "mlp1": MLP1,
     "small_cnn": SmallCNN,
+    "vgg19": VGG19,
 }
 
 
