@@ -3,7 +3,9 @@
 Only reads `results/<experiment>/<run>/` (config.json, steps.csv, messages.csv, evals.csv,
 summary.json), so plots can be redrawn while a run is still going or after it was killed.
 Any file may be missing or cut short; a figure then skips that run instead of failing.
-Accuracy is stored as a fraction and shown in percent; times are simulated seconds.
+Accuracy is stored as a fraction and shown in percent; times are simulated seconds. A run of
+several seeds (``<run>/seed=<s>/``) is drawn as its mean curve in a shaded 95% band and shown
+in the table as mean ± 95% interval (netsim/results/aggregate.py).
 """
 
 from pathlib import Path
@@ -14,15 +16,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
-from netsim.results import read  # noqa: E402
+from netsim.results import aggregate, read  # noqa: E402
 from netsim.results import timeline as _timeline  # noqa: E402
 from netsim.results.read import Run, step_times  # noqa: E402, F401  (step_times: public here too)
 
 DPI = 120
 
 
-def _load(exp_dir: Path, runs: list[str] | None, marked: dict | None = None) -> list[Run]:
-    loaded = read.load(exp_dir, runs)
+def _load(exp_dir: Path, runs, marked: dict | None = None, seeds=None) -> list[Run]:
+    loaded = read.load(exp_dir, runs, seeds)
     # One colour per run, fixed by its position, so every figure uses the same one.
     cmap = plt.get_cmap("tab10" if len(loaded) <= 10 else "tab20")
     return [
@@ -66,6 +68,10 @@ _ACCURACY_AXES = {
 }
 
 
+SEEDS_NOTE = (
+    "With several seeds, each number is the mean over the seeds ± the half-width of its 95% "
+    "confidence interval (Student's t); seeds: how many seeds finished."
+)
 ROUNDS = "rounds x local steps"  # the steps of a federated run (config.json's round_size)
 
 
@@ -79,33 +85,57 @@ def _steps_label(runs: list[Run]) -> tuple[str, bool]:
     return _ACCURACY_AXES["steps"][1], False
 
 
+def _series(run: Run, workers: int, x_of):
+    """One seed's global curve on the test subset and its final full-test points, as
+    (x, y, x_final, y_final, rating) with y in percent, or the test RMSE for rating data."""
+    if not run.evals or workers == 0 and x_of is _ACCURACY_AXES["bytes"][3]:
+        return None
+    ev = {k: v[run.evals["node"] == "global"] for k, v in run.evals.items()}
+    # rating data has no accuracy: its evaluations hold the test RMSE in the loss column
+    regress = bool(len(ev["accuracy"])) and bool(np.all(np.isnan(ev["accuracy"])))
+    x, acc = x_of(ev, workers), ev["loss"] if regress else 100 * ev["accuracy"]
+    order = np.argsort(ev["t"], kind="stable")
+    curve = order[ev["split"][order] == "subset"]
+    final = order[ev["split"][order] == "test"]
+    if len(curve) == 0 and len(final) == 0:
+        return None
+    return x[curve], acc[curve], x[final], acc[final], regress
+
+
 def _plot_accuracy(runs: list[Run], exp_dir: Path, axis: str, marked: dict) -> Path:
     filename, xlabel, quantity, x_of = _ACCURACY_AXES[axis]
     mixed = False
     if axis == "steps":
         xlabel, mixed = _steps_label(runs)
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-    drawn, rating = False, True
+    drawn, rating, banded = False, True, False
     for run in runs:
         workers = int(run.config.get("workers") or run.roles.count("worker"))
-        if not run.evals or (axis == "bytes" and workers == 0):
+        series = [s for m in run.seeds or (run,) if (s := _series(m, workers, x_of)) is not None]
+        if not series:
             continue
-        ev = {k: v[run.evals["node"] == "global"] for k, v in run.evals.items()}
-        # rating data has no accuracy: its evaluations hold the test RMSE in the loss column
-        regress = bool(len(ev["accuracy"])) and bool(np.all(np.isnan(ev["accuracy"])))
-        rating &= regress
-        x, acc = x_of(ev, workers), ev["loss"] if regress else 100 * ev["accuracy"]
-        order = np.argsort(ev["t"], kind="stable")
-        curve = order[ev["split"][order] == "subset"]
-        final = order[ev["split"][order] == "test"]
-        if len(curve) == 0 and len(final) == 0:
-            continue
+        rating &= all(s[4] for s in series)
         label = run.name + (f" ({ROUNDS})" if mixed and run.config.get("round_size") else "")
-        ax.plot(x[curve], acc[curve], color=run.color, lw=1.8, label=label)
-        ax.plot(x[final], acc[final], "*", color=run.color, ms=14, mec="black", mew=0.8)
+        star = {"color": run.color, "ms": 14, "mec": "black", "mew": 0.8}
+        if len(series) == 1:
+            x, y, x_final, y_final, _ = series[0]
+            ax.plot(x, y, color=run.color, lw=1.8, label=label)
+            ax.plot(x_final, y_final, "*", **star)
+        else:
+            x, mean, lo, hi = aggregate.band([(s[0], s[1]) for s in series])
+            ax.plot(x, mean, color=run.color, lw=1.8, label=f"{label} ({len(series)} seeds)")
+            ax.fill_between(x, lo, hi, color=run.color, alpha=0.2, lw=0)
+            finals = [(s[2][-1], s[3][-1]) for s in series if len(s[2])]
+            if finals:
+                y_mean, y_half, _ = aggregate.mean_ci([y for _, y in finals])
+                x_mean = float(np.mean([x for x, _ in finals]))
+                ax.errorbar(x_mean, y_mean, yerr=y_half, fmt="*", ecolor="black", **star)
+            banded = True
         drawn = True
     if drawn:
         ax.plot([], [], "*", ms=12, color="0.8", mec="black", mew=0.8, label="full test set (end)")
+        if banded:
+            ax.fill_between([], [], [], color="0.6", alpha=0.3, label="95% interval over seeds")
         if marked:
             ax.plot([], [], " ", label=marks_note(marked).replace(": ", ":\n", 1))
         ax.legend(fontsize=8 if marked else None)
@@ -123,7 +153,7 @@ def _plot_accuracy(runs: list[Run], exp_dir: Path, axis: str, marked: dict) -> P
 
 def _plot_step_hist(runs: list[Run], exp_dir: Path) -> Path:
     """Small multiples, one panel per run on a shared x axis, so overlaps never hide a run."""
-    times = [(run, t) for run in runs if len(t := read.worker_step_times(run.roles, run.steps))]
+    times = [(run, t) for run in runs if len(t := _pooled_step_times(run))]
     fig, axes = plt.subplots(
         max(len(times), 1), 1, sharex=True, squeeze=False,
         figsize=(7, 1.1 + 1.5 * max(len(times), 1)), layout="constrained",
@@ -146,7 +176,8 @@ def _plot_step_hist(runs: list[Run], exp_dir: Path) -> Path:
         for q, ls in ((5, ":"), (50, "--"), (95, ":")):
             v = np.percentile(t, q)
             ax.axvline(v, color="black", ls=ls, lw=1.2, label=f"p{q} = {v:.3g} s")
-        ax.set_title(f"{run.name}  ({len(t)} steps)", fontsize=10, loc="left")
+        seeds = f", {len(run.seeds)} seeds" if run.seeds else ""
+        ax.set_title(f"{run.name}  ({len(t)} steps{seeds})", fontsize=10, loc="left")
         ax.set_ylabel("Steps")
         ax.legend(fontsize=8, loc="upper right")
         ax.grid(alpha=0.3)
@@ -156,8 +187,14 @@ def _plot_step_hist(runs: list[Run], exp_dir: Path) -> Path:
     return _save(fig, exp_dir / "step_time_hist.png")
 
 
+def _pooled_step_times(run: Run) -> np.ndarray:
+    """Every worker's step times, of every seed of the run."""
+    times = [read.worker_step_times(m.roles, m.steps) for m in run.seeds or (run,)]
+    return np.concatenate(times)
+
+
 def plot_experiment(
-    exp_dir, runs: list[str] | None = None, timeline=None, marked: dict | None = None
+    exp_dir, runs: list[str] | None = None, timeline=None, marked: dict | None = None, seeds=None
 ) -> list[Path]:
     """Write the five figures of an experiment into `exp_dir`; returns their paths.
 
@@ -165,18 +202,21 @@ def plot_experiment(
     `timeline=(start, end)` is the window of simulated seconds the timeline shows (end None:
     to the end of the runs; None: the first 10 s). `marked`: {run: the settings in which it
     differs from the experiment now}; such runs are named with a * and a legend note.
+    `seeds`: {run: [seed, ...]} to read only those seed folders ({run: None}: the run's own
+    folder); other runs show every seed they have. The timeline shows a run's first seed.
     """
     _timeline.check(timeline)
     exp_dir = Path(exp_dir)
-    loaded = _load(exp_dir, runs, marked)
+    loaded = _load(exp_dir, runs, marked, seeds)
     paths = [_plot_accuracy(loaded, exp_dir, axis, marked or {}) for axis in _ACCURACY_AXES]
     paths.append(_plot_step_hist(loaded, exp_dir))
     paths.append(_save(_timeline.figure(loaded, timeline), exp_dir / "timeline.png"))
     return paths
 
 
-def _num(value, fmt: str, scale: float = 1.0) -> str:
-    return "-" if value is None else format(value * scale, fmt)
+def _num(values, fmt: str, scale: float = 1.0) -> str:
+    """One seed's value, or several seeds' mean ± 95% interval; "-" for none."""
+    return aggregate.text(values, fmt, scale)
 
 
 def _rating(summary: dict) -> bool:
@@ -184,30 +224,49 @@ def _rating(summary: dict) -> bool:
     return summary.get("final_accuracy") is None and summary.get("final_loss") is not None
 
 
-def summary_table(exp_dir, runs: list[str] | None = None, marked: dict | None = None) -> str:
+def _row(run: Run, rating: bool, seeded: bool) -> list[str]:
+    s = run.summary
+    workers = s.get("workers") or run.config.get("workers")
+    summaries = [m.summary for m in run.seeds or (run,)]
+
+    def each(get):
+        return [get(m) for m in summaries]
+
+    def mb(m):
+        sent = m.get("bytes_sent")
+        return None if sent is None else read.mb_per_worker(sent, workers or 0)
+
+    done = sum(1 for m in summaries if m and m.get("complete") is not False)
+    return [
+        run.name,
+        str(s.get("algorithm") or run.config.get("algorithm") or "-"),
+        str(workers or "-"),
+        *[str(done)] * seeded,
+        _num(each(lambda m: m.get("final_loss")), ".4f") if rating
+        else _num(each(lambda m: m.get("final_accuracy")), ".2f", 100),
+        _num(each(lambda m: m.get("sim_time")), ".1f"),
+        *(_num(each(lambda m, q=q: (m.get("step_time") or {}).get(q)), ".3f")
+          for q in ("p5", "p50", "p95")),
+        _num(each(mb), ".2f"),
+    ]  # fmt: skip
+
+
+def summary_table(
+    exp_dir, runs: list[str] | None = None, marked: dict | None = None, seeds=None
+) -> str:
     """One line per run from its summary.json, as a Markdown table that also reads as plain
     fixed-width text. Values a run has not written yet (interrupted run) show as "-"; runs in
-    `marked` ({run: settings}) get a * and a note below the table."""
-    loaded = _load(Path(exp_dir), runs, marked)
+    `marked` ({run: settings}) get a * and a note below the table. Runs of several seeds
+    (`seeds` as in plot_experiment) show each number as mean ± 95% interval over the seeds,
+    and how many seeds have it."""
+    loaded = _load(Path(exp_dir), runs, marked, seeds)
+    seeded = any(run.seeds for run in loaded)
     # rating data has no accuracy (NaN): show its final test RMSE, kept in final_loss
     rating = bool(loaded) and all(_rating(r.summary) for r in loaded)
-    header = ["run", "algorithm", "workers", "final RMSE" if rating else "final acc (%)"]
+    header = ["run", "algorithm", "workers", *["seeds"] * seeded]
+    header += ["final RMSE" if rating else "final acc (%)"]
     header += ["sim time (s)", "step p5 (s)", "step p50 (s)", "step p95 (s)", read.MB_PER_WORKER]
-    rows = []
-    for run in loaded:
-        s, st = run.summary, run.summary.get("step_time") or {}
-        workers = s.get("workers") or run.config.get("workers")
-        sent = s.get("bytes_sent")
-        rows.append([
-            run.name,
-            str(s.get("algorithm") or run.config.get("algorithm") or "-"),
-            str(workers or "-"),
-            _num(s.get("final_loss"), ".4f") if rating
-            else _num(s.get("final_accuracy"), ".2f", 100),
-            _num(s.get("sim_time"), ".1f"),
-            *(_num(st.get(q), ".3f") for q in ("p5", "p50", "p95")),
-            _num(None if sent is None else read.mb_per_worker(sent, workers or 0), ".2f"),
-        ])  # fmt: skip
+    rows = [_row(run, rating, seeded) for run in loaded]
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     # Names left-aligned, numbers right-aligned so their decimals line up.
     rule = [":" + "-" * (w - 1) if c < 2 else "-" * (w - 1) + ":" for c, w in enumerate(widths)]
@@ -218,4 +277,6 @@ def summary_table(exp_dir, runs: list[str] | None = None, marked: dict | None = 
         for cells in (zip(r, widths, strict=True) for r in [header, rule, *rows])
     ]
     note = f"\n{marks_note(marked)}\n" if marked else ""
+    if seeded:
+        note += f"\n{SEEDS_NOTE}\n"
     return "\n".join(lines) + "\n" + note

@@ -1,5 +1,8 @@
 """Reading a results folder back: config.json, steps.csv, messages.csv, evals.csv, summary.json.
 
+A run made with several seeds keeps one folder per seed below its own, ``<run>/seed=<s>/``;
+a run made with one seed (today's layout) has its files in ``<run>/`` itself.
+
 Any file may be missing or cut short (a run still going, or one that was killed): a missing or
 header-only file reads as empty and garbled rows are dropped, so readers never fail on them.
 """
@@ -29,6 +32,8 @@ class Run(NamedTuple):
     messages: dict
     evals: dict
     color: tuple | None = None  # set by plots.py: one colour per run in every figure
+    # a run of several seeds: every seed's Run (the fields above are the first seed's)
+    seeds: tuple = ()
 
 
 def read_json(path: Path) -> dict:
@@ -86,22 +91,53 @@ def worker_step_times(roles: list[str], steps: dict) -> np.ndarray:
     return np.concatenate(times) if times else np.empty(0)
 
 
-def load(exp_dir: Path, runs: list[str] | None = None) -> list[Run]:
+SEED = "seed="  # a seed's folder below its run's: seed=0, seed=1, ...
+
+
+def _has_results(folder: Path) -> bool:
+    return (folder / "summary.json").exists() or (folder / "evals.csv").exists()
+
+
+def seed_dirs(run_dir: Path) -> list[tuple[int | None, Path]]:
+    """A run's results folders: (seed, folder) for each seed=<s>/ that holds results, by seed;
+    else [(None, the run's folder)], a run made with one seed."""
+    found = []
+    if run_dir.is_dir():
+        for folder in run_dir.iterdir():
+            seed = folder.name[len(SEED) :]
+            if folder.name.startswith(SEED) and seed.isdigit() and _has_results(folder):
+                found.append((int(seed), folder))
+    return sorted(found) or [(None, run_dir)]
+
+
+def _load_one(name: str, folder: Path) -> Run:
+    config = read_json(folder / "config.json")
+    steps = read_csv(folder / "steps.csv")
+    messages = read_csv(folder / "messages.csv", text=("kind",))
+    evals = read_csv(folder / "evals.csv", text=("node", "split"))
+    summary = read_json(folder / "summary.json")
+    return Run(name, _roles(config, steps, messages), config, summary, steps, messages, evals)
+
+
+def load(exp_dir: Path, runs: list[str] | None = None, seeds: dict | None = None) -> list[Run]:
+    """The runs' results. ``seeds``: {run: [seed, ...]} to read just those seeds' folders, or
+    {run: None} for the run's own folder (one seed); other runs read every seed they have."""
     if runs is None:
         runs = sorted(
             d.name
             for d in exp_dir.iterdir()
-            if d.is_dir() and ((d / "summary.json").exists() or (d / "evals.csv").exists())
+            if d.is_dir() and (_has_results(d) or seed_dirs(d)[0][0] is not None)
         )
     loaded = []
     for name in runs:
-        config = read_json(exp_dir / name / "config.json")
-        steps = read_csv(exp_dir / name / "steps.csv")
-        messages = read_csv(exp_dir / name / "messages.csv", text=("kind",))
-        evals = read_csv(exp_dir / name / "evals.csv", text=("node", "split"))
-        summary = read_json(exp_dir / name / "summary.json")
-        roles = _roles(config, steps, messages)
-        loaded.append(Run(name, roles, config, summary, steps, messages, evals))
+        run_dir = exp_dir / name
+        if seeds is not None and name in seeds:
+            chosen = seeds[name]
+            folders = [run_dir] if chosen is None else [run_dir / f"{SEED}{s}" for s in chosen]
+        else:
+            folders = [folder for _, folder in seed_dirs(run_dir)]
+        members = tuple(_load_one(name, folder) for folder in folders)
+        loaded.append(members[0]._replace(seeds=members if len(members) > 1 else ()))
     return loaded
 
 

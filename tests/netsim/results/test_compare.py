@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from netsim.results import compare
@@ -71,3 +72,28 @@ def test_a_cut_reads_both_runs_on_the_same_split_and_says_which(tmp_path):
         "| long vs same | equal rounds | 20.0 rounds | full test set | 80.00% | 70.00% |" in table
     )
     assert "| long vs same | equal bytes | 2.0 MB sent per worker | test subset of 1,000 |" in table
+
+
+def test_runs_of_several_seeds_are_cut_seed_by_seed_and_averaged(tmp_path):
+    from netsim.results import aggregate
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    # seed s: a reaches 0.5 + s/10 by its end at 1 s, b 0.3 by 2 s (0.2 at 1 s)
+    for seed in (0, 1):
+        acc = 0.5 + seed / 10
+        fake_run(tmp_path / "a", f"seed={seed}", 1, [(0, 0, 0, 0.1), (1, 10, 1e6, acc)])
+        fake_run(
+            tmp_path / "b", f"seed={seed}", 1, [(0, 0, 0, 0.1), (1, 5, 5e5, 0.2), (2, 10, 1e6, 0.3)]
+        )
+    rows = {r["cut"]: r for r in compare.cuts(tmp_path, "a", "b")}
+    time = rows["equal time"]
+    assert (time["budget"], time["seeds"]) == (1, 2)
+    assert (time["a"], time["b"]) == (pytest.approx(0.55), pytest.approx(0.2))
+    half = aggregate.t_quantile(1) * np.sqrt(0.005) / np.sqrt(2)
+    assert time["ci"]["a"] == pytest.approx(half) and time["ci"]["b"] == 0.0
+    table = compare.write(tmp_path, [("a", "b")])
+    assert (
+        f"| a vs b | equal time | 1.0 s (mean of 2 seeds) | test subset of 1,000 | "
+        f"55.00% ± {100 * half:.2f} | 20.00% ± 0.00 |" in table
+    )

@@ -4,8 +4,9 @@ import json
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib.collections import PolyCollection
 
-from netsim.results import plots
+from netsim.results import aggregate, plots
 from netsim.results.plots import plot_experiment, step_times, summary_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -257,3 +258,70 @@ def test_the_steps_axis_says_federated_runs_count_rounds_times_local_steps(tmp_p
     assert ax.get_xlabel() == "Steps every worker reached; federated runs: rounds x local steps"
     legend = [text.get_text() for text in ax.get_legend().texts]
     assert legend[:2] == ["fedavg (rounds x local steps)", "gossip"]
+
+
+def write_seeds(exp, name, finals):
+    """A 2-worker run with one seed=<s>/ folder per final accuracy; seed s's curve is
+    10 s points at accuracy final - 0.1 then final."""
+    for seed, final in enumerate(finals):
+        write_run(
+            exp / name,
+            f"seed={seed}",
+            ["worker", "worker"],
+            steps=[[0, 1, 0.0, 0.5, 2.3], [1, 1, 0.0, 0.5 + seed / 10, 2.3]],
+            messages=None,
+            evals=[
+                [0.0, "global", "subset", final - 0.1, 2.3, 0, 0],
+                [10.0, "global", "subset", final, 2.0, 1, 1000],
+                [10.0, "global", "test", final, 2.0, 1, 1000],
+            ],
+            summary={
+                "algorithm": "GoSGD",
+                "workers": 2,
+                "final_accuracy": final,
+                "sim_time": 10.0 + seed,
+                "step_time": {"p5": 0.5, "p50": 0.5, "p95": 0.5 + seed / 10},
+                "bytes_sent": 1000,
+            },
+        )
+
+
+def test_the_table_shows_mean_and_95_percent_interval_over_seeds(tmp_path):
+    write_seeds(tmp_path, "gossip", [0.5, 0.6, 0.7])
+    write_seeds(tmp_path, "alone", [0.45])  # one seed=0/ folder: a mean of one, no interval
+    lines = summary_table(tmp_path).splitlines()
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in lines]
+    assert cells[0][:5] == ["run", "algorithm", "workers", "seeds", "final acc (%)"]
+    half = aggregate.t_quantile(2) * 0.1 / np.sqrt(3) * 100
+    assert cells[3][:6] == ["gossip", "GoSGD", "2", "3", f"60.00 ± {half:.2f}", "11.0 ± 2.5"]
+    assert cells[2][:5] == ["alone", "GoSGD", "2", "1", "45.00"]
+    assert plots.SEEDS_NOTE in lines[-1]
+    assert len({len(line) for line in lines[:4]}) == 1  # still fixed width
+
+
+def test_seeds_picks_which_seed_folders_are_read(tmp_path):
+    write_seeds(tmp_path, "gossip", [0.5, 0.6, 0.7])
+    row = summary_table(tmp_path, seeds={"gossip": [0, 2]}).splitlines()[2]
+    half = aggregate.t_quantile(1) * np.sqrt(0.02) / np.sqrt(2) * 100
+    assert [c.strip() for c in row.split("|")[4:6]] == ["2", f"60.00 ± {half:.2f}"]
+    # a later run with one seed writes into the run's own folder
+    (tmp_path / "gossip" / "summary.json").write_text(json.dumps({"final_accuracy": 0.9}))
+    row = summary_table(tmp_path, ["gossip"], seeds={"gossip": None}).splitlines()[2]
+    assert "90.00" in row and "seeds" not in summary_table(tmp_path, seeds={"gossip": None})
+
+
+def test_seeded_runs_are_drawn_as_a_mean_curve_in_a_shaded_band(tmp_path, figures):
+    write_seeds(tmp_path, "gossip", [0.5, 0.6, 0.7])
+    write_seeds(tmp_path, "other", [0.3])
+    plot_experiment(tmp_path)
+    ax = figures["accuracy_vs_time.png"].axes[0]
+    mean = next(line for line in ax.lines if line.get_label() == "gossip (3 seeds)")
+    np.testing.assert_allclose(mean.get_ydata(), [50.0, 60.0])
+    (band,) = [c for c in ax.collections if isinstance(c, PolyCollection) and c.get_paths()]
+    low, high = band.get_paths()[0].vertices[:, 1].min(), band.get_paths()[0].vertices[:, 1].max()
+    half = aggregate.t_quantile(2) * 10 / np.sqrt(3)
+    assert (low, high) == (pytest.approx(50 - half), pytest.approx(60 + half))
+    legend = [t.get_text() for t in ax.get_legend().texts]
+    assert "other" in legend and "95% interval over seeds" in legend
+    hist = figures["step_time_hist.png"].axes[0]
+    assert hist.get_title(loc="left") == "gossip  (6 steps, 3 seeds)"  # every seed's steps
