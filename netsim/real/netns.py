@@ -19,13 +19,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 
 from netsim.network.spec import Network
 
-_BURST = 64 * 1024  # bytes a token bucket may send at once: a few segments, not a window
+# A token bucket lets its burst through at once after an idle spell, which a real link never
+# does; but a bucket smaller than what the rate drains per timer tick (about 1 ms here)
+# cannot reach its rate (64 kB held 1 Gbit/s to 450 Mbit/s; 256 kB gave 925). So the burst
+# is two ticks' worth of the rate: messages after idle arrive up to 2 ms early, at any rate.
+_BURST_SECONDS = 0.002
+_MIN_BURST = 4 * 1514  # bytes: a few full frames
 _LATENCY = "500ms"  # how long a frame may wait in the bucket before tc drops it
 
 
@@ -81,15 +88,22 @@ class Namespaces:
         self._made: list[tuple[str, ...]] = []
 
     def __enter__(self) -> list[str]:
+        # a SIGTERM (a batch scheduler, a plain kill) unwinds through __exit__ like Ctrl-C
+        self._sigterm = None
+        if threading.current_thread() is threading.main_thread():
+            self._sigterm = signal.signal(signal.SIGTERM, _terminate)
         try:
             self._build()
         except BaseException:
-            self.close()
+            self.__exit__()
             raise
         return self.addresses
 
     def __exit__(self, *exc) -> None:
         self.close()
+        if self._sigterm is not None:
+            signal.signal(signal.SIGTERM, self._sigterm)
+            self._sigterm = None
 
     def namespace(self, i: int) -> str:
         return f"{self.prefix}{i}"
@@ -125,13 +139,18 @@ class Namespaces:
         self._made.clear()
 
 
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def _shape(prefix: list[str], device: str, rate_bits: float) -> None:
     """A token bucket of rate_bits on device's egress (tbf counts whole frames)."""
     if rate_bits == float("inf"):
         return
     rate = f"{int(rate_bits)}bit"
+    burst = str(max(_MIN_BURST, int(rate_bits * _BURST_SECONDS / 8)))
     _run([*prefix, "tc", "qdisc", "add", "dev", device, "root", "tbf", "rate", rate,
-          "burst", str(_BURST), "latency", _LATENCY])  # fmt: skip
+          "burst", burst, "latency", _LATENCY])  # fmt: skip
 
 
 def _ip(*args: str) -> None:

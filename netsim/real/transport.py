@@ -23,6 +23,8 @@ from netsim.network.message import Message, decode, encode_parts, noisy
 from netsim.network.spec import ResolvedNetwork
 from netsim.real import frames
 
+_READ_LIMIT = 2**23  # bytes
+
 
 class Transport:
     def __init__(
@@ -45,7 +47,8 @@ class Transport:
 
     async def listen(self, host: str, port: int) -> int:
         """Starts accepting peers' frames; returns the port (chosen by the OS for port 0)."""
-        self._server = await asyncio.start_server(self._serve, host, port)
+        # a large read buffer: a frame of many MB arrives without pausing the socket every 128 kB
+        self._server = await asyncio.start_server(self._serve, host, port, limit=_READ_LIMIT)
         return self._server.sockets[0].getsockname()[1]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
