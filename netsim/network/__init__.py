@@ -2,6 +2,7 @@
 
 - spec.py: ``Network``, per-node and per-edge settings, parsed from human units;
 - message.py: the msgpack wire format and a message's exact size in bytes;
+- noise.py: the Gaussian noise a noisy edge adds to a payload;
 - fabric.py: messages on the simulated clock (latency, uplink, edge, downlink, loss, noise);
 - maxmin.py: max-min fair sharing of links among concurrent flows;
 - counters.py: bytes sent and received per node.

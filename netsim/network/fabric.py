@@ -23,7 +23,8 @@ import simpy
 
 from netsim.network.counters import Counters
 from netsim.network.maxmin import NO_LINK, MaxMin
-from netsim.network.message import Message, noisy
+from netsim.network.message import Message
+from netsim.network.noise import noisy
 from netsim.network.spec import Edge, Network
 
 

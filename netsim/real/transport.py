@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from netsim.network.message import Message, decode, encode_parts, noisy
+from netsim.network.message import Message, decode, encode_parts
+from netsim.network.noise import noisy
 from netsim.network.spec import ResolvedNetwork
 from netsim.real import frames
 
