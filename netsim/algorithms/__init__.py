@@ -1,9 +1,12 @@
 """Algorithms: each a frozen dataclass of hyper-parameters with one ``async def`` per role.
 
 hooks.py is what the kernel asks of an algorithm besides its roles (layout, global model, ...)
-and the defaults for what it does not define; ops.py and sharing.py hold the shared maths.
+and the defaults for what it does not define; ops.py, sharing.py and collectives.py (all-reduce
+schedules) hold the shared maths.
 """
 
+from netsim.algorithms.adpsgd import ADPSGD
+from netsim.algorithms.allreduce import AllReduceSGD
 from netsim.algorithms.dpsgd import DPSGD
 from netsim.algorithms.fedavg import FedAvg, FedProx
 from netsim.algorithms.gosgd import GoSGD
@@ -16,6 +19,7 @@ from netsim.algorithms.sgp import SGP
 __all__ = [
     "SGD",
     "SyncPS",
+    "AllReduceSGD",
     "AsyncPS",
     "P2PPull",
     "GoSGD",
@@ -23,5 +27,6 @@ __all__ = [
     "FedAvg",
     "FedProx",
     "DPSGD",
+    "ADPSGD",
     "RWM",
 ]

@@ -70,3 +70,40 @@ def gossip_merge(x: torch.Tensor, alpha: float, x_j: torch.Tensor, alpha_j: floa
     total = alpha + alpha_j
     x.mul_(alpha / total).add_(x_j, alpha=alpha_j / total)
     return total
+
+
+def active_passive(graph: nx.Graph) -> tuple[nx.DiGraph, list[tuple[str, ...]]]:
+    """AD-PSGD's split of the workers into active and passive ones: the graph returned keeps
+    only the edges between the two sides, directed active -> passive, so an active node's
+    out-neighbours are the passive ones it may average with. Every node trains and answers.
+
+    The sides start as the parity of each node's hop distance from the lowest node of its
+    component, which for a bipartite graph is its bipartition and keeps every edge. Then,
+    node by node in id order until none moves, a node with more neighbours on its own side
+    than across changes sides (each move cuts more edges, so this ends): a complete graph
+    splits in halves, not one node against the rest. Should that leave the sides unable to
+    reach each other, the parity split is kept: its breadth-first tree edges always cross.
+    """
+    g = graph.to_undirected(as_view=True) if graph.is_directed() else graph
+    parity = {}
+    for component in nx.connected_components(g):
+        parity |= {v: d % 2 for v, d in nx.shortest_path_length(g, min(component)).items()}
+    side, moved = dict(parity), True
+    while moved:
+        moved = False
+        for v in sorted(g):
+            if 2 * sum(side[u] == side[v] for u in g[v]) > len(g[v]):
+                side[v], moved = 1 - side[v], True
+
+    def directed(side: dict) -> nx.DiGraph:
+        out = nx.DiGraph()
+        out.add_nodes_from(graph.nodes)
+        out.add_edges_from(
+            (u, v) if side[u] == 0 else (v, u) for u, v in g.edges if side[u] != side[v]
+        )
+        return out
+
+    split = directed(side)
+    if nx.number_connected_components(split.to_undirected()) > nx.number_connected_components(g):
+        split = directed(parity)
+    return split, [("worker", "serve")] * graph.number_of_nodes()

@@ -1,7 +1,7 @@
 """Peer-to-peer pull averaging (Cui 2019, Algorithm 1), with optional gradient compression.
 
     worker i, after each local SGD step:
-        pick a random peer j among its neighbours; request j's current model
+        pick a peer j among its neighbours; request j's current model
         if the reply arrives within `timeout`:  x_i <- (x_i + x_j) / 2
         else: skip this step's averaging (a slow or lost reply never stalls training)
     serve j: answer each request with x_j as it is now (mid-step: from before that step)
@@ -12,6 +12,10 @@ of j; the unsent rest stays in x_j - r_ij and goes out later (error feedback). T
 any reply after a lost one, is the full model, so both sides always agree on r_ij. Without
 compression, ``share`` (netsim.algorithms.sharing) decides what a reply carries; entries that did
 not arrive count as i's own values.
+
+``peers``: "random" (the paper's: a uniform draw each step) or "round_robin" (i's neighbours
+in turn, starting after i in id order: on a complete graph, with workers in step, no peer is
+asked twice while another waits).
 """
 
 from __future__ import annotations
@@ -29,12 +33,19 @@ class P2PPull:
     timeout: float | str = "1s"
     compress: bool = False
     share: Any = field(default_factory=sharing.Full)  # what an uncompressed reply carries
+    peers: str = "random"  # or "round_robin"
     needs_connected: ClassVar[bool] = True
     sends: ClassVar[dict[str, str]] = {
-        "pull": "worker to a random peer: have, the version of the peer's model it holds",
+        "pull": "worker to a peer (random or in turn): have, the version of its model it holds",
         "model": "reply: x, or the fields of share; compressed: idx, values, version",
     }
     records: ClassVar[dict[str, str]] = {}
+
+    def check(self, workers: int) -> None:
+        if self.peers not in ("random", "round_robin"):
+            raise ops.AlgorithmError(
+                f"P2PPull.peers is 'random' or 'round_robin', got {self.peers!r}"
+            )
 
     def layout(self, graph):
         return ops.peers(graph)
@@ -45,12 +56,18 @@ class P2PPull:
     async def worker(self, node):
         held = {}  # compress: peer -> (version, i's copy r_ij of peer j's model)
         timeout = parse_time(self.timeout)
+        out = node.out_neighbors
+        turn = [j for j in out if j > node.id] + [j for j in out if j < node.id]
+        pulls = 0
         while not node.done:
             await node.train()
             for late in node.drain("model"):  # a reply that missed its timeout
                 if self.compress:
                     _update(held, late)
-            peer = int(node.rng.choice(node.out_neighbors))
+            if self.peers == "random":
+                peer = int(node.rng.choice(out))
+            else:
+                peer, pulls = turn[pulls % len(turn)], pulls + 1
             node.send(peer, "pull", have=held.get(peer, (-1, None))[0])
             reply = await node.recv("model", timeout=timeout)
             if reply is None:

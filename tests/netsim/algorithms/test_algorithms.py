@@ -6,10 +6,12 @@ import pytest
 
 from netsim import Compute, Network
 from netsim.algorithms import (
+    ADPSGD,
     DPSGD,
     RWM,
     SGD,
     SGP,
+    AllReduceSGD,
     AsyncPS,
     FedAvg,
     FedProx,
@@ -25,9 +27,13 @@ FEDERATED = {"steps": None, "eval_every": "0.5s", "momentum": 0.0, "lr": 0.05}
 ALGORITHMS = [
     pytest.param(SGD(), {"workers": 1}, id="sgd"),
     pytest.param(SyncPS(), {}, id="sync_ps"),
+    pytest.param(AllReduceSGD(), {}, id="allreduce_ring"),
+    pytest.param(AllReduceSGD("tree"), {}, id="allreduce_tree"),
+    pytest.param(AllReduceSGD("halving_doubling"), {"workers": 6}, id="allreduce_halving_doubling"),
     # asynchrony already acts like momentum (Mitliagkas et al. 2016): less explicit momentum
     pytest.param(AsyncPS(), {"momentum": 0.5, "lr": 0.01}, id="async_ps"),
     pytest.param(P2PPull(), {}, id="p2p"),
+    pytest.param(P2PPull(peers="round_robin"), {}, id="p2p_round_robin"),
     pytest.param(P2PPull(compress=True), {}, id="p2p_compressed"),
     pytest.param(P2PPull(share=sharing.SubSampling(alpha=0.5)), {}, id="p2p_subsampled"),
     pytest.param(GoSGD(p=0.5), {}, id="gosgd"),
@@ -40,6 +46,7 @@ ALGORITHMS = [
     pytest.param(SGP(overlap=1), {}, id="sgp_overlap"),
     pytest.param(DPSGD(), {"topology": "ring"}, id="dpsgd"),
     pytest.param(DPSGD(share=sharing.Partial(alpha=0.3)), {"topology": "ring"}, id="dpsgd_partial"),
+    pytest.param(ADPSGD(), {"topology": "ring"}, id="adpsgd"),
     pytest.param(RWM(), {"topology": "ring"}, id="rwm"),
     pytest.param(
         RWM(share=sharing.SubSampling(alpha=0.5)), {"topology": "ring"}, id="rwm_subsample"

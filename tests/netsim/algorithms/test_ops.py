@@ -31,3 +31,16 @@ def test_global_models():
     assert torch.equal(ops.worker_mean(X, ["worker", "worker", "server"]), X[:2].mean(0))
     assert torch.equal(ops.worker_mean(X, ["worker"] * 3), X.mean(0))
     assert torch.equal(ops.server_row(X, ["worker", "worker", "server"]), X[2])
+
+
+def test_adpsgd_split_keeps_a_bipartite_graph_whole_and_halves_a_complete_one():
+    torus, _ = ops.active_passive(nx.grid_2d_graph(4, 4, periodic=True))
+    assert torus.number_of_edges() == 32
+    complete, roles = ops.active_passive(nx.complete_graph(8))
+    assert roles == [("worker", "serve")] * 8
+    assert sorted(v for v in complete if complete.out_degree(v)) == [0, 1, 2, 3]
+    assert complete.number_of_edges() == 16
+    for graph in (nx.cycle_graph(7), nx.random_regular_graph(3, 10, seed=2), nx.petersen_graph()):
+        split, _ = ops.active_passive(graph)
+        assert nx.is_connected(split.to_undirected())
+        assert not any(split.in_degree(v) and split.out_degree(v) for v in split)

@@ -12,7 +12,20 @@ from pathlib import Path
 import pytest
 
 from netsim import Compute, Experiment, Network, Run, run
-from netsim.algorithms import DPSGD, RWM, SGD, SGP, AsyncPS, FedAvg, FedProx, GoSGD, P2PPull, SyncPS
+from netsim.algorithms import (
+    ADPSGD,
+    DPSGD,
+    RWM,
+    SGD,
+    SGP,
+    AllReduceSGD,
+    AsyncPS,
+    FedAvg,
+    FedProx,
+    GoSGD,
+    P2PPull,
+    SyncPS,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 FILES = ("config.json", "steps.csv", "messages.csv", "evals.csv", "records.csv", "summary.json")
@@ -86,11 +99,13 @@ FED = {"steps": None, "eval_every": "0.5s", "momentum": 0.0, "compute": Compute(
 ALGORITHMS = [
     pytest.param(SGD(), {"workers": 1}, True, id="sgd"),
     pytest.param(SyncPS(), {}, True, id="sync_ps"),
+    pytest.param(AllReduceSGD(), {}, True, id="allreduce"),
     pytest.param(AsyncPS(), {"momentum": 0.0}, True, id="async_ps"),
     pytest.param(P2PPull(), {}, False, id="p2p"),  # replies depend on versions held
     pytest.param(GoSGD(p=0.5), {}, False, id="gosgd"),  # the last step races the run's end
     pytest.param(SGP(), {}, True, id="sgp"),
     pytest.param(DPSGD(), {"topology": "ring"}, True, id="dpsgd"),
+    pytest.param(ADPSGD(), {"topology": "ring"}, True, id="adpsgd"),  # peers drawn from the seed
     pytest.param(RWM(), {"topology": "ring"}, False, id="rwm"),  # stop="first" is a race
     pytest.param(FedAvg(rounds=2, C=0.5, E=1), FED, True, id="fedavg"),
     pytest.param(FedProx(mu=0.1, rounds=2, C=0.5, E=1), FED, True, id="fedprox"),
