@@ -50,3 +50,21 @@ def test_there_are_experiment_files():
 
 def _federated(experiment) -> bool:
     return any(hasattr(r.algorithm, "rounds") for r in experiment.runs)
+
+
+@pytest.mark.slow  # one process per node for every run: `pytest -m slow`
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_experiment_file_runs_unchanged_for_real(path, tmp_path):
+    experiment = load(str(path))
+    tiny = TINY if experiment.shared.get("partition") != "per_user" else TINY[1:5]
+    tiny = [*tiny, "compute='real'"]
+    if experiment.shared.get("workers", 4) > 16:
+        tiny = [*tiny, "workers=8"]
+    experiment.override(tiny)
+    own = [
+        f"{r.name}.{kv}" for r in experiment.runs for kv in tiny if kv.split("=")[0] in r.settings
+    ]
+    experiment.override(own + (["algorithm.rounds=2"] if _federated(experiment) else []))
+    summaries = run(experiment, out=tmp_path, runtime="real", device="cpu", progress=False)
+    assert set(summaries) == {r.name for r in experiment.runs}
+    assert all(s["runtime"] == "real" for s in summaries.values())
