@@ -52,6 +52,21 @@ def netsim(*args, timeout=300, **kwargs):
     )
 
 
+def tiny(name: str, one: Run, **settings) -> Experiment:
+    """A 4-node experiment of one run, 6 steps of 50 ms on a 1 Gbit/s, 1 ms network."""
+    values = {
+        "data": "synthetic_fmnist",
+        "model": "logistic",
+        "workers": 4,
+        "steps": 6,
+        "eval_every": 3,
+        "batch": 16,
+        "compute": Compute(step_time="0.05s"),
+        "network": Network("1Gbit/s", "1ms"),
+    }
+    return Experiment(name, [one], **(values | settings))
+
+
 def rows(path: Path) -> list[dict]:
     with open(path) as handle:
         return list(csv.DictReader(handle))
@@ -118,18 +133,7 @@ def test_every_algorithm_sends_for_real_what_it_sends_in_simulation(
 ):
     counts = {}
     for runtime in ("sim", "real"):
-        experiment = Experiment(
-            "alg",
-            [Run("a", algorithm, **settings)],
-            data="synthetic_fmnist",
-            model="logistic",
-            workers=4,
-            steps=6,
-            eval_every=3,
-            batch=16,
-            compute=Compute(step_time="0.05s"),
-            network=Network("1Gbit/s", "1ms"),
-        )
+        experiment = tiny("alg", Run("a", algorithm, **settings))
         run(experiment, out=tmp_path / runtime, runtime=runtime, progress=False, plot=False)
         messages = rows(tmp_path / runtime / "alg/a/messages.csv")
         counts[runtime] = collections.Counter((m["src"], m["kind"]) for m in messages)
@@ -145,18 +149,7 @@ def test_every_algorithm_sends_for_real_what_it_sends_in_simulation(
 
 def test_senders_apply_each_edges_latency_and_loss(tmp_path):
     network = Network("1Gbit/s", "1ms", edges={(0, 1): {"loss": 1.0}, (2, 3): {"latency": "50ms"}})
-    experiment = Experiment(
-        "net",
-        [Run("p2p", P2PPull(timeout="0.2s"))],
-        data="synthetic_fmnist",
-        model="logistic",
-        workers=4,
-        steps=6,
-        eval_every=3,
-        batch=16,
-        compute=Compute(step_time="0.02s"),
-        network=network,
-    )
+    experiment = tiny("net", Run("p2p", P2PPull(timeout="0.2s")), network=network)
     run(experiment, out=tmp_path, runtime="real", progress=False, plot=False)
     messages = rows(tmp_path / "net/p2p/messages.csv")
     for m in messages:
