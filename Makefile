@@ -13,6 +13,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# The tests run sweeps on Ray too: the optional extra, which `make run` does not need. Where
+# Ray has no wheel for this Python, its tests are skipped and say why.
+$(VENV)/.ray: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev,ray]' || echo "Ray did not install: its tests will be skipped"
+	touch $@
+
 # Fashion-MNIST from Debian's package, where this system allows it.
 data:
 	@if [ -n "$$NETSIM_DATA" ] || [ -f $(DATA)/train-images-idx3-ubyte.gz ] || [ -f $(DATA)/train-images-idx3-ubyte ]; then \
@@ -26,7 +32,7 @@ data:
 run: $(VENV)/.installed data
 	$(PY) -m netsim $(EXPERIMENT)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(VENV)/.ray
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed

@@ -8,5 +8,6 @@ from netsim.engine.compute import Compute
 from netsim.experiment import Experiment, Run, Settings
 from netsim.network import Network
 from netsim.runner import run
+from netsim.sweeps import sweep
 
-__all__ = ["Compute", "Experiment", "Network", "Run", "Settings", "run"]
+__all__ = ["Compute", "Experiment", "Network", "Run", "Settings", "run", "sweep"]

@@ -1,5 +1,6 @@
 """python -m netsim EXPERIMENT.py [--set key=value ...] [--out DIR] [--device auto|cpu|cuda]
-[--only RUN,...] [--timeline START:END]"""
+[--only RUN,...] [--timeline START:END] [--seeds K] [--sweep KEY=V1,V2 ...] [--jobs N]
+[--ray [ADDRESS]]"""
 
 from __future__ import annotations
 
@@ -80,8 +81,41 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="address the control port listens on (default 0.0.0.0 with --hosts, else 127.0.0.1)",
     )
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        metavar="K|S,S,...",
+        help="make every run with K seeds (its own and the K-1 after it) or with these seeds, "
+        "into RUN/seed=S/",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="make every run at each of these values (repeatable: the grid; keys as in --set)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="runs at a time in a local process pool (default: one per core; 1: one after "
+        "another, each with its progress bar)",
+    )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="make the runs as Ray tasks: on a local Ray, or on the cluster at ADDRESS "
+        "(pip install -e '.[ray]')",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
+    sweeping = args.seeds, args.sweep or None, args.jobs, args.ray
+    sweeping = any(option is not None for option in sweeping)
     try:
         timeline = parse_timeline(args.timeline) if args.timeline is not None else None
         experiment = load(args.experiment)
@@ -92,17 +126,38 @@ def main(argv: list[str] | None = None) -> int:
         from netsim.sim import SimulationError
 
         where = placement(args.runtime, args.hosts, args.port, args.bind)
+        if args.runtime == "real" and sweeping:
+            raise ConfigError(
+                "--seeds, --sweep, --jobs and --ray are for the simulation: the real runtime's "
+                "nodes are processes already, one run at a time (loop over --set seed=S)"
+            )
 
         try:
-            run(
-                experiment,
-                args.out,
-                args.device,
-                progress=not args.no_progress,
-                timeline=timeline,
-                runtime=args.runtime,
-                where=where,
-            )
+            if sweeping:
+                from netsim.grid import parse_grid, parse_seeds
+                from netsim.sweeps import sweep
+
+                sweep(
+                    experiment,
+                    parse_grid(args.sweep),
+                    parse_seeds(args.seeds) if args.seeds is not None else None,
+                    args.out,
+                    args.device,
+                    progress=not args.no_progress,
+                    timeline=timeline,
+                    jobs=args.jobs,
+                    ray=args.ray,
+                )
+            else:
+                run(
+                    experiment,
+                    args.out,
+                    args.device,
+                    progress=not args.no_progress,
+                    timeline=timeline,
+                    runtime=args.runtime,
+                    where=where,
+                )
         except SimulationError as exc:
             raise ConfigError(str(exc)) from None
         except RuntimeError as exc:  # a real run that failed: which node and why, in one line
@@ -114,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"netsim: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"netsim: interrupted; results so far are under {args.out}/", file=sys.stderr)
+        again = "; the same command again makes only the runs not done yet" if sweeping else ""
+        print(f"netsim: interrupted; results so far are under {args.out}/{again}", file=sys.stderr)
         return 130
     table = Path(args.out) / experiment.name / "summary.md"
     print(table.read_text(), end="")

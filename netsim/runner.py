@@ -82,15 +82,32 @@ def _changed_settings(experiment: Experiment, exp_dir: Path, names, device) -> d
             continue
         if device is not None:
             settings = dataclasses.replace(settings, device=device)
-        # as the recorder wrote it; workers as counted in the run; "auto" saved what it chose
-        now = json.loads(json.dumps(settings.describe(), default=str))
-        now["workers"] = settings.graph().number_of_nodes()
-        if now["execution"] == "auto":
-            del now["execution"]
-        keys = [key for key, value in now.items() if key in saved and saved[key] != value]
+        keys = differing(settings, saved)
         if keys:
             changed[name] = keys
     return changed
+
+
+def differing(settings: Settings, saved: dict) -> list[str]:
+    """The settings a run's saved config.json holds other values of than ``settings``."""
+    # as the recorder wrote it; workers as counted in the run; "auto" saved what it chose
+    now = json.loads(json.dumps(settings.describe(), default=str))
+    now["workers"] = settings.graph().number_of_nodes()
+    if now["execution"] == "auto":
+        del now["execution"]
+    return [key for key, value in now.items() if key in saved and saved[key] != value]
+
+
+def report(name: str, summary: dict) -> str:
+    """The line that says how a run ended."""
+    accuracy, rmse = summary["final_accuracy"], summary["final_loss"]
+    score = (
+        f"{100 * accuracy:.2f}% test accuracy" if accuracy is not None else f"test RMSE {rmse:.4f}"
+    )
+    return (
+        f"{name}: {summary['steps_per_worker']} steps per worker, {score}, "
+        f"{summary['sim_time']:.1f} simulated s in {summary['wall_time_s']:.1f} s"
+    )
 
 
 def run(
@@ -144,26 +161,23 @@ def run(
             summary = simulation.run()
         summaries[name] = summary
         if progress:
-            accuracy, rmse = summary["final_accuracy"], summary["final_loss"]
-            score = (
-                f"{100 * accuracy:.2f}% test accuracy"
-                if accuracy is not None
-                else (f"test RMSE {rmse:.4f}")
-            )
-            print(
-                f"{name}: {summary['steps_per_worker']} steps per worker, {score}, "
-                f"{summary['sim_time']:.1f} simulated s in {summary['wall_time_s']:.1f} s",
-                file=sys.stderr,
-            )
+            print(report(name, summary), file=sys.stderr)
     if plot:
-        from netsim.results import plots
+        from netsim.results import plots, read
 
         # every run of the experiment that has results, so re-running a few (--only) keeps the
-        # others in the figures and the table
-        names = [r.name for r in experiment.runs if (exp_dir / r.name / "summary.json").exists()]
+        # others in the figures and the table (those made with several seeds too); the runs
+        # made now are read from their own folders, not from seed folders an earlier
+        # --seeds left
+        names = [
+            r.name
+            for r in experiment.runs
+            if any((d / "summary.json").exists() for _, d in read.seed_dirs(exp_dir / r.name))
+        ]
         marked = _changed_settings(experiment, exp_dir, names, device)
-        plots.plot_experiment(exp_dir, names, timeline=timeline, marked=marked)
-        table = plots.summary_table(exp_dir, names, marked=marked)
+        seeds = dict.fromkeys(summaries)
+        plots.plot_experiment(exp_dir, names, timeline=timeline, marked=marked, seeds=seeds)
+        table = plots.summary_table(exp_dir, names, marked=marked, seeds=seeds)
         pairs = [p for p in experiment.pairs if set(p) <= set(names)]
         if pairs:
             from netsim.results import compare

@@ -1,0 +1,208 @@
+"""Running independent runs: one after another here, in a local process pool, or as Ray tasks.
+
+A task is one run: its name, its settings (the seed among them) and its folder. It needs
+nothing from any other run, so a pool worker or a Ray task runs it alone and writes that
+folder alone. The same seed gives the same files whichever way it ran, at the same number
+of torch threads: with another thread count, matrix products may sum in another order and
+losses differ in their last bits. A pool worker computes with ``worker_threads(jobs)``
+threads, a Ray task with one.
+
+- here (``jobs=1``, or a single run): in this process, with the run's own progress bar;
+- a local pool (the default): ``jobs`` spawned processes (default one per core), each
+  limiting torch to its share of the cores, so they do not fight over them; a worker writes
+  its run's folder directly;
+- Ray (``ray=""`` for ``ray.init()``, or a cluster's address): one task per run, one CPU
+  each. A task writes its run into a temporary folder on whichever machine Ray put it, then
+  returns the files through Ray's object store; this process writes them into the run's
+  folder (summary.json last), so a cluster needs no shared file system.
+
+Experiment files are not importable modules (netsim/specfile.py), so their sources travel
+with every task and are loaded in the worker before the run's settings are unpickled.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from netsim import specfile
+from netsim.experiment import ConfigError, Settings
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    settings: Settings
+    folder: Path
+    seeded: bool = False  # one of several seeds, in its seed=<s>/ folder
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} seed={self.settings.seed}" if self.seeded else self.name
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def worker_threads(jobs: int) -> int:
+    """Torch threads of each of ``jobs`` pool workers: an equal share of the cores."""
+    return max(1, cores() // jobs)
+
+
+def run_here(task: Task, progress: bool = False) -> dict:
+    """Simulates one run into its folder; returns its summary."""
+    from netsim.sim import Simulation
+
+    graph = task.settings.graph()
+    return Simulation(task.name, task.settings, graph, task.folder, progress=progress).run()
+
+
+def execute(tasks: list[Task], jobs: int | None = None, ray: str | None = None, progress=True):
+    """Runs the tasks; yields (task, summary, None) or (task, None, exception) as each ends.
+
+    A run that fails does not stop the others. Ctrl-C stops every run at once (a pool's
+    workers are terminated; Ray's tasks cancelled) and raises KeyboardInterrupt here."""
+    if ray is not None:
+        return _on_ray(tasks, ray)
+    jobs = min(jobs or cores(), len(tasks))
+    if jobs <= 1:
+        return _here(tasks, progress)
+    return _in_pool(tasks, jobs)
+
+
+def _here(tasks: list[Task], progress: bool):
+    for task in tasks:
+        try:
+            summary = run_here(task, progress)
+        except Exception as exc:
+            yield task, None, exc
+        else:
+            yield task, summary, None
+
+
+def _pack(task: Task) -> tuple[dict[str, str], bytes]:
+    return dict(specfile.SOURCES), pickle.dumps(task)
+
+
+def _unpack(packed: tuple[dict[str, str], bytes]) -> Task:
+    sources, blob = packed
+    for name, source in sources.items():
+        if name not in sys.modules:
+            specfile.define(name, source, f"<{name}>")
+    return pickle.loads(blob)
+
+
+def _start_worker(threads: int) -> None:
+    import torch
+
+    # Ctrl-C reaches the whole process group: the parent alone decides, and terminates us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+
+
+def _pool_task(job):
+    index, packed = job
+    try:
+        return index, run_here(_unpack(packed)), None
+    except Exception as exc:
+        return index, None, exc
+
+
+def _in_pool(tasks: list[Task], jobs: int):
+    # spawn, not fork: a forked child of a process that has run torch's thread pool can hang
+    context = multiprocessing.get_context("spawn")
+    pool = context.Pool(jobs, initializer=_start_worker, initargs=(worker_threads(jobs),))
+    try:
+        work = [(index, _pack(task)) for index, task in enumerate(tasks)]
+        for index, summary, error in pool.imap_unordered(_pool_task, work):
+            yield tasks[index], summary, error
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+def _ray_task(packed) -> tuple[dict | None, dict[str, bytes], Exception | None]:
+    import torch
+
+    torch.set_num_threads(1)  # Ray gives each task one CPU
+    task = _unpack(packed)
+    with tempfile.TemporaryDirectory(prefix="netsim-") as folder:
+        here = Task(task.name, task.settings, Path(folder), task.seeded)
+        try:
+            summary, error = run_here(here), None
+        except Exception as exc:
+            summary, error = None, exc
+        files = {p.name: p.read_bytes() for p in Path(folder).iterdir() if p.is_file()}
+    return summary, files, error
+
+
+def connect_ray(address: str) -> bool:
+    """Connects to Ray (a local one for ""); True if this call started it. One line if Ray
+    is not installed or the cluster cannot be reached, before any run starts."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--ray needs Ray: pip install -e '.[ray]' (or pip install ray)") from None
+    if ray.is_initialized():
+        return False
+    try:
+        # Ray's own warnings (token authentication on a local instance) are not the user's
+        ray.init(address=address or None, logging_level=logging.ERROR)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"cannot reach Ray at {address or 'a local instance'}: {first}") from None
+    return True
+
+
+def disconnect_ray() -> None:
+    import ray
+
+    ray.shutdown()  # a local instance this process started stops; a cluster stays up
+
+
+def _on_ray(tasks: list[Task], address: str):
+    import ray
+
+    started = connect_ray(address)
+    remote = ray.remote(num_cpus=1)(_ray_task)
+    refs = {remote.remote(_pack(task)): task for task in tasks}
+    pending = list(refs)
+    try:
+        while pending:
+            (ready,), pending = ray.wait(pending, num_returns=1)
+            task = refs[ready]
+            try:
+                summary, files, error = ray.get(ready)
+            except ray.exceptions.RayError as exc:  # the task's worker died (memory, a node)
+                summary, files, error = None, {}, RuntimeError(str(exc).strip().splitlines()[0])
+            _write(task.folder, files)
+            yield task, summary, error
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        if started:
+            disconnect_ray()
+
+
+def _write(folder: Path, files: dict[str, bytes]) -> None:
+    """A Ray task's files into the run's folder, summary.json last: a run whose copy was cut
+    short is not taken for a finished one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in sorted(files, key=lambda name: name == "summary.json"):
+        (folder / name).write_bytes(files[name])
