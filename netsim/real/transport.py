@@ -24,8 +24,6 @@ from netsim.network.noise import noisy
 from netsim.network.spec import ResolvedNetwork
 from netsim.real import frames
 
-_READ_LIMIT = 2**23  # bytes
-
 
 class Transport:
     def __init__(
@@ -48,23 +46,18 @@ class Transport:
 
     async def listen(self, host: str, port: int) -> int:
         """Starts accepting peers' frames; returns the port (chosen by the OS for port 0)."""
-        # a large read buffer: a frame of many MB arrives without pausing the socket every 128 kB
-        self._server = await asyncio.start_server(self._serve, host, port, limit=_READ_LIMIT)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Frames(self._arrived), host, port)
         return self._server.sockets[0].getsockname()[1]
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while (body := await frames.read(reader)) is not None:
-                msg = decode(body)
-                msg.t_arrive = self.now()
-                k = self._read[msg.src]
-                self._read[msg.src] += 1
-                self._report("arrived", msg.src, self.me, k, msg.t_arrive)
-                self._deliver(msg)
-        except asyncio.CancelledError:  # the run is over: the peer's stream is let go
-            pass
-        finally:
-            writer.close()
+    def _arrived(self, body: bytearray) -> None:
+        t_arrive = self.now()  # the last byte is in: decoding is the receiver's work
+        msg = decode(body)
+        msg.t_arrive = t_arrive
+        k = self._read[msg.src]
+        self._read[msg.src] += 1
+        self._report("arrived", msg.src, self.me, k, t_arrive)
+        self._deliver(msg)
 
     def send(self, msg: Message) -> asyncio.Future:
         """Starts msg on its way; the future is done once it is written or lost."""
@@ -126,3 +119,38 @@ class Transport:
         await asyncio.gather(*self._pumps, return_exceptions=True)
         if self._server is not None:
             self._server.close()
+            for frames_in in _Frames.open:
+                frames_in.transport.close()
+
+
+class _Frames(asyncio.BufferedProtocol):
+    """Peer frames read straight from the socket into a buffer of each frame's own size: no
+    stream buffer in between, and no copy of a large payload before it is decoded."""
+
+    open: set[_Frames] = set()
+
+    def __init__(self, on_frame: Callable[[bytearray], None]):
+        self._on_frame = on_frame
+        self._head = bytearray(4)
+        self._body: bytearray | None = None
+        self._filled = 0
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        _Frames.open.add(self)
+
+    def connection_lost(self, exc) -> None:
+        _Frames.open.discard(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self._head if self._body is None else self._body)[self._filled :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._filled += nbytes
+        if self._body is None:
+            if self._filled < len(self._head):
+                return
+            self._body, self._filled = bytearray(int.from_bytes(self._head, "big")), 0
+        if self._filled == len(self._body):
+            body, self._body, self._filled = self._body, None, 0
+            self._on_frame(body)
