@@ -21,10 +21,19 @@ probability W_k[j, i] / sum_{l != i} W_k[l, i] (who gives weight to i's value), 
 keep for itself. The merge rule above is unchanged, so total weight and the weighted mean are still
 conserved; W's support decides who talks to whom, and its diagonal how much is handed over. The
 uniform all-1/M matrix thus hands over (M-1)/M of the weight to a uniformly chosen peer.
+
+Under message loss a lost push takes its weight with it: at p = 1 and 50% loss every alpha shrinks
+by about 3/4 a step and would underflow to 0 within 3,000 steps, after which pushes carry no
+weight and merges stop. Only the ratio alpha_j / (alpha_i + alpha_j) enters a merge, so the
+weights are held as logarithms (``log_alpha``, in the state and in each push), which never
+underflow; without loss the arithmetic is the paper's. The lost weight is not recovered (a sender
+does not learn that its push was lost), so under loss the models still reach consensus, on a mean
+weighted by who lost what, as push-sum does without loss recovery.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -40,7 +49,8 @@ class GoSGD:
     share: Any = field(default_factory=sharing.Full)  # what a push carries (sharing.py)
     needs_connected: ClassVar[bool] = True
     sends: ClassVar[dict[str, str]] = {
-        "gossip": "to a random peer: alpha, the weight handed over, and x or the fields of share",
+        "gossip": "to a random peer: log_alpha, the log of the weight handed over, and x or the "
+        "fields of share",
     }
     records: ClassVar[dict[str, str]] = {}
 
@@ -57,23 +67,23 @@ class GoSGD:
         return ops.worker_mean(X, roles)
 
     async def worker(self, node):
-        node.state["alpha"] = 1.0 / node.world_size
+        node.state["log_alpha"] = -math.log(node.world_size)
         sent_state: dict = {}
         while not node.done:
             for message in node.drain("gossip"):
                 x_j, _ = self.share.decode(message.payload, node.x)  # missing: i's own values
-                node.state["alpha"] = ops.gossip_merge(
-                    node.x, node.state["alpha"], x_j, message.alpha
+                node.state["log_alpha"] = ops.gossip_merge(
+                    node.x, node.state["log_alpha"], x_j, message.log_alpha
                 )
             await node.train()
             if node.rng.random() < self.p:
                 peer, handed = self._peer_and_share(node)
                 if peer is None:
                     continue
-                sent = node.state["alpha"] * handed
-                node.state["alpha"] -= sent
+                log_alpha = node.state["log_alpha"]
+                node.state["log_alpha"] = log_alpha + _log(1.0 - handed)
                 payload = self.share.encode(node.x, sent_state, node.rng)
-                node.send(peer, "gossip", alpha=sent, **payload)
+                node.send(peer, "gossip", log_alpha=log_alpha + _log(handed), **payload)
                 if hasattr(self.share, "after_averaging"):  # next push: change since this one
                     self.share.after_averaging(node.x, sent_state)
 
@@ -87,3 +97,7 @@ class GoSGD:
             return None, 0.0
         peer = int(node.rng.choice(len(column), p=column / column.sum()))
         return peer, 1.0 - float(W[node.id, node.id])
+
+
+def _log(share: float) -> float:
+    return math.log(share) if share > 0 else -math.inf

@@ -5,6 +5,8 @@ Nothing here touches the simulator, so each function is tested on plain tensors.
 
 from __future__ import annotations
 
+import math
+
 import networkx as nx
 import numpy as np
 import torch
@@ -65,10 +67,13 @@ def mean_threshold(v: torch.Tensor, segments: list[tuple[int, int]]):
     return idx.to(torch.int32), v[idx]
 
 
-def gossip_merge(x: torch.Tensor, alpha: float, x_j: torch.Tensor, alpha_j: float) -> float:
-    """GoSGD's merge, in place: x <- (alpha x + alpha_j x_j) / (alpha + alpha_j); new alpha."""
-    total = alpha + alpha_j
-    x.mul_(alpha / total).add_(x_j, alpha=alpha_j / total)
+def gossip_merge(x: torch.Tensor, log_alpha: float, x_j: torch.Tensor, log_alpha_j: float) -> float:
+    """GoSGD's merge, in place: x <- (alpha x + alpha_j x_j) / (alpha + alpha_j); returns
+    log(alpha + alpha_j). Weights are logarithms so that they never underflow (gosgd.py)."""
+    total = float(np.logaddexp(log_alpha, log_alpha_j))
+    if total == -math.inf:  # both weightless: nothing to weigh x_j against
+        return total
+    x.mul_(math.exp(log_alpha - total)).add_(x_j, alpha=math.exp(log_alpha_j - total))
     return total
 
 

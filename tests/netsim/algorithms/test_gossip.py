@@ -59,13 +59,16 @@ def test_gosgd_conserves_total_weight_and_weighted_mean_at_every_event(tmp_path)
     checked = []
 
     def check():
-        if not all("alpha" in n.state for n in sim.nodes):
+        if not all("log_alpha" in n.state for n in sim.nodes):
             return
         pending = pending_of()
-        alphas = [n.state["alpha"] for n in sim.nodes] + [m.alpha for m in pending]
+        alpha = {n.id: math.exp(n.state["log_alpha"]) for n in sim.nodes}
+        alphas = list(alpha.values()) + [math.exp(m.log_alpha) for m in pending]
         assert sum(alphas) == pytest.approx(1.0, abs=1e-12)
-        mean = sum(n.state["alpha"] * sim.X[n.id].double() for n in sim.nodes)
-        mean = mean + sum((m.alpha * m.x.double() for m in pending), torch.zeros_like(mean))
+        mean = sum(alpha[n.id] * sim.X[n.id].double() for n in sim.nodes)
+        mean = mean + sum(
+            (math.exp(m.log_alpha) * m.x.double() for m in pending), torch.zeros_like(mean)
+        )
         assert torch.allclose(mean, target, atol=1e-5)
         checked.append(len(pending))
 
@@ -73,6 +76,41 @@ def test_gosgd_conserves_total_weight_and_weighted_mean_at_every_event(tmp_path)
     assert (
         len(pending_of.sent) > 20 and max(checked) > 0
     )  # exchanges happened, some while in flight
+
+
+def spread(X: torch.Tensor) -> float:
+    """The models' mean distance to their average."""
+    return (X - X.mean(0)).norm(dim=1).mean().item()
+
+
+def gosgd_spread(tmp_path, loss: float, steps: int) -> tuple[float, list[float]]:
+    sim = make_simulation(
+        GoSGD(p=1.0),
+        tmp_path / f"loss{loss}",
+        workers=4,
+        model="logistic",
+        batch=8,
+        steps=steps,
+        eval_every=10**9,
+        network=Network(latency="1ms", loss=loss),
+        compute=Compute(step_time="10ms", jitter=0.1),
+    )
+    sim.run()
+    return spread(sim.X), [n.state["log_alpha"] for n in sim.nodes]
+
+
+@pytest.mark.parametrize(
+    ("loss", "steps"),
+    [(0.9, 1500), pytest.param(0.5, 5000, marks=pytest.mark.slow)],
+)
+def test_gosgd_keeps_averaging_under_loss_after_the_weights_would_have_underflowed(
+    tmp_path, loss, steps
+):
+    # each lost push takes its weight along: by these steps every alpha is below 1e-308
+    lossless, _ = gosgd_spread(tmp_path, 0.0, steps)
+    lossy, log_alphas = gosgd_spread(tmp_path, loss, steps)
+    assert max(log_alphas) < math.log(1e-308) and all(map(math.isfinite, log_alphas))
+    assert lossy < 2 * lossless
 
 
 def test_push_sum_on_the_one_peer_exponential_graph_is_exact_after_log2_n_rounds(tmp_path):

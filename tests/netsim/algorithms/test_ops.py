@@ -1,6 +1,9 @@
 """Pure algorithm helpers, checked without a simulator."""
 
+import math
+
 import networkx as nx
+import pytest
 import torch
 
 from netsim.algorithms import ops
@@ -44,3 +47,19 @@ def test_adpsgd_split_keeps_a_bipartite_graph_whole_and_halves_a_complete_one():
         split, _ = ops.active_passive(graph)
         assert nx.is_connected(split.to_undirected())
         assert not any(split.in_degree(v) and split.out_degree(v) for v in split)
+
+
+def test_gossip_merge_weighs_by_the_ratio_of_weights_far_below_the_smallest_float():
+    x = torch.tensor([0.0, 4.0])
+    # weights 1e-400 and 3e-400 (not floats): x <- (1 x + 3 x_j) / 4
+    log_total = ops.gossip_merge(
+        x, -400 * math.log(10), torch.tensor([4.0, 0.0]), math.log(3) - 400 * math.log(10)
+    )
+    assert torch.allclose(x, torch.tensor([3.0, 1.0]))
+    assert log_total == pytest.approx(math.log(4) - 400 * math.log(10))
+
+
+def test_gossip_merge_of_two_weightless_models_keeps_x():
+    x = torch.tensor([1.0, 2.0])
+    assert ops.gossip_merge(x, -math.inf, torch.zeros(2), -math.inf) == -math.inf
+    assert x.tolist() == [1.0, 2.0]
