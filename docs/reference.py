@@ -41,7 +41,7 @@ FILES = {
     "messages.csv": (
         recorder.MESSAGES,
         "One row per message, written when it arrives or is dropped; a message still in "
-        "flight when the run ends has no row.",
+        "flight when the run ends is written then, as sent and not delivered.",
         {
             "src": "the sender's node id",
             "dst": "the receiver's node id",
@@ -51,8 +51,13 @@ FILES = {
             "data_bytes": "the part of `bytes` that is raw tensor and array data; "
             "`bytes - data_bytes` is metadata",
             "t_send": "simulated seconds when it was sent",
-            "t_arrive": "simulated seconds when it was delivered or dropped",
-            "dropped": "1 if the network dropped it (edge `loss`, or a full `queue`), else 0",
+            "t_arrive": "simulated seconds when it was delivered or dropped; `nan` for a "
+            "message the network never settled (`in flight`; for real, an edge's `loss`)",
+            "dropped": "1 if it was not delivered, else 0",
+            "reason": 'why it was not delivered, empty if it was: `"loss"` (the edge\'s `loss`), '
+            '`"queue"` (a full NIC `queue`: it never left its sender), `"in flight"` (still on '
+            'its way when the run ended), `"unreachable"` (real runtime: the connection to its '
+            "receiver failed)",
         },
     ),
     "evals.csv": (

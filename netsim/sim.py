@@ -164,6 +164,12 @@ class Simulation:
             until = until | self.env.timeout(self.until)
         return until
 
+    def _record_in_flight(self) -> None:
+        """Messages on their way when the run ends: rows as sent and not delivered."""
+        for message in self.fabric.in_flight():
+            message.dropped, message.drop_reason = True, "in flight"
+            self.recorder.message(message)
+
     def run(self) -> dict:
         started = time.perf_counter()
         until = self.start()
@@ -176,6 +182,7 @@ class Simulation:
         try:
             self.env.run(until=until)
         except RuntimeError as exc:
+            self._record_in_flight()
             self.recorder.close()
             if "No scheduled events left" not in str(exc):
                 raise
@@ -184,12 +191,14 @@ class Simulation:
                 "message that never comes; check the algorithm's settings and the topology"
             ) from None
         except BaseException:  # interrupted: keep every row written so far
+            self._record_in_flight()
             self.recorder.close()
             raise
         finally:
             self.progress.close()
             if frozen:
                 gc.unfreeze()
+        self._record_in_flight()
         self.evaluate("test")
         summary = self.recorder.summary(
             self.name,

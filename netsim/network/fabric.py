@@ -55,6 +55,9 @@ class Fabric:
         self.env, self.rng, self.on_done = env, rng, on_done
         self.net = network.resolve(roles)
         self.counters = Counters(len(roles))
+        # messages on their way, in send order: still there when the run ends, they are
+        # written as sent and not delivered (in_flight)
+        self._flying: dict[_Transfer, None] = {}
         n = len(roles)
         self._edges = {
             uv: edge for (u, v), edge in self.net.edges.items() for uv in ((u, v), (v, u))
@@ -95,6 +98,7 @@ class Fabric:
         lost = src != dst and edge.loss > 0 and self.rng.random() < edge.loss
         # msg.size here, so that a payload that cannot be sent fails at the sender.
         transfer = _Transfer(env, msg, msg.size, edge, lost)
+        self._flying[transfer] = None
         if src == dst:
             env.timeout(0).callbacks.append(lambda _: self._finish(transfer))
         elif not self._enter(self._queued_up, src, transfer.size):
@@ -104,6 +108,10 @@ class Fabric:
         else:
             env.timeout(edge.latency, transfer).callbacks.append(self._arrive)
         return transfer
+
+    def in_flight(self) -> list[Message]:
+        """The messages sent and neither delivered nor dropped yet, oldest first."""
+        return [transfer.msg for transfer in self._flying]
 
     def _enter(self, queued: list[int], node: int, size: int) -> bool:
         """Hold size bytes against node's queue, or say False when they would overflow it."""
@@ -196,6 +204,7 @@ class Fabric:
         self._finish(transfer)
 
     def _finish(self, transfer: _Transfer, drop_reason: str = ""):
+        del self._flying[transfer]
         msg = transfer.msg
         msg.t_arrive = self.env.now
         msg.dropped, msg.drop_reason = bool(drop_reason), drop_reason

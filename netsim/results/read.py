@@ -113,7 +113,7 @@ def seed_dirs(run_dir: Path) -> list[tuple[int | None, Path]]:
 def _load_one(name: str, folder: Path) -> Run:
     config = read_json(folder / "config.json")
     steps = read_csv(folder / "steps.csv")
-    messages = read_csv(folder / "messages.csv", text=("kind",))
+    messages = read_csv(folder / "messages.csv", text=("kind", "reason"))
     evals = read_csv(folder / "evals.csv", text=("node", "split"))
     summary = read_json(folder / "summary.json")
     return Run(name, _roles(config, steps, messages), config, summary, steps, messages, evals)

@@ -21,7 +21,17 @@ from netsim.network.message import Message
 from netsim.results.read import mb_per_worker
 
 STEPS = ("node", "step", "t_start", "t_end", "loss")
-MESSAGES = ("src", "dst", "kind", "bytes", "data_bytes", "t_send", "t_arrive", "dropped")
+MESSAGES = (
+    "src",
+    "dst",
+    "kind",
+    "bytes",
+    "data_bytes",
+    "t_send",
+    "t_arrive",
+    "dropped",
+    "reason",
+)
 EVALS = ("t", "node", "split", "accuracy", "loss", "steps", "bytes")
 RECORDS = ("t", "node", "name", "value")
 
@@ -94,6 +104,7 @@ class Recorder:
                 repr(m.t_send),
                 repr(m.t_arrive),
                 int(m.dropped),
+                m.drop_reason,
             )
         )
 

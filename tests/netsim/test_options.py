@@ -108,7 +108,7 @@ def cli(tmp_path_factory):
 
 
 def messages(run: Path) -> dict[str, np.ndarray]:
-    return read_csv(run / "messages.csv", text=("kind",))
+    return read_csv(run / "messages.csv", text=("kind", "reason"))
 
 
 def durations(run: Path, node: int) -> np.ndarray:

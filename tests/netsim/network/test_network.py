@@ -446,3 +446,41 @@ def test_a_role_this_run_lacks_matches_no_node():
     # checks that some run has the role (tests/netsim/test_experiment.py)
     nics = Network(nodes={"server": {"up": 1.0}}).resolve(["worker"]).nics
     assert nics[0].up == parse_rate("1Gbit/s")
+
+
+@pytest.mark.parametrize("sharing", SHARINGS)
+def test_in_flight_lists_the_messages_neither_delivered_nor_dropped_oldest_first(sharing):
+    env = simpy.Environment()
+    network, rng = Network(1e8, "10ms", sharing), np.random.default_rng(0)
+    fabric = Fabric(env, network, ["worker"] * 3, rng, id)
+    early, late, mine = sized(0, 1, 1000), sized(2, 1, 1000), sized(1, 1, 1000)
+    for msg in (early, late, mine):
+        fabric.transmit(msg)
+    assert fabric.in_flight() == [early, late, mine]
+    env.run(until=0.005)  # sending to itself takes no time; the others are in their latency
+    assert fabric.in_flight() == [early, late]
+    env.run()
+    assert fabric.in_flight() == []
+
+
+def test_a_run_records_the_messages_still_in_flight_at_its_end(tmp_path):
+    from conftest import make_simulation
+
+    from netsim import Compute
+    from netsim.algorithms import GoSGD
+    from netsim.results.read import read_csv
+
+    sim = make_simulation(
+        GoSGD(p=1.0),
+        tmp_path,
+        workers=4,
+        model="logistic",
+        steps=10,
+        network=Network(latency="10s"),
+        compute=Compute(step_time="0.1s"),
+    )
+    summary = sim.run()
+    m = read_csv(tmp_path / "messages.csv", text=("kind", "reason"))
+    assert len(m["src"]) == summary["messages"] == 40  # every step pushes, none arrives
+    assert (m["dropped"] == 1).all() and set(m["reason"]) == {"in flight"}
+    assert np.isnan(m["t_arrive"]).all() and summary["bytes_sent"] == m["bytes"].sum() > 0

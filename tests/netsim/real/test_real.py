@@ -155,9 +155,9 @@ def test_senders_apply_each_edges_latency_and_loss(tmp_path):
     for m in messages:
         pair = {int(m["src"]), int(m["dst"])}
         if pair == {0, 1}:
-            assert m["dropped"] == "1" and m["t_arrive"] == "nan"
+            assert m["dropped"] == "1" and m["t_arrive"] == "nan" and m["reason"] == "loss"
         else:
-            assert m["dropped"] == "0"
+            assert m["dropped"] == "0" and m["reason"] == ""
             delay = float(m["t_arrive"]) - float(m["t_send"])
             assert delay >= (0.05 if pair == {2, 3} else 0.001)
     assert any({int(m["src"]), int(m["dst"])} == {0, 1} for m in messages)
