@@ -68,27 +68,27 @@ def run_here(task: Task, progress: bool = False) -> dict:
     return Simulation(task.name, task.settings, graph, task.folder, progress=progress).run()
 
 
-def execute(tasks: list[Task], jobs: int | None = None, ray: str | None = None, progress=True):
-    """Runs the tasks; yields (task, summary, None) or (task, None, exception) as each ends.
-
-    A run that fails does not stop the others. Ctrl-C stops every run at once (a pool's
-    workers are terminated; Ray's tasks cancelled) and raises KeyboardInterrupt here."""
+def execute(tasks: list[Task], ended, jobs: int | None = None, ray=None, progress=True) -> None:
+    """Runs the tasks; calls ended(task, summary, None), or ended(task, None, exception) for
+    a run that failed, here as each run ends. A failed run does not stop the others. Ctrl-C
+    stops every run at once (a pool's workers are terminated; Ray's tasks cancelled) and
+    raises KeyboardInterrupt here."""
     if ray is not None:
-        return _on_ray(tasks, ray)
+        return _on_ray(tasks, ray, ended)
     jobs = min(jobs or cores(), len(tasks))
     if jobs <= 1:
-        return _here(tasks, progress)
-    return _in_pool(tasks, jobs)
+        return _here(tasks, progress, ended)
+    return _in_pool(tasks, jobs, ended)
 
 
-def _here(tasks: list[Task], progress: bool):
+def _here(tasks: list[Task], progress: bool, ended) -> None:
     for task in tasks:
         try:
             summary = run_here(task, progress)
         except Exception as exc:
-            yield task, None, exc
+            ended(task, None, exc)
         else:
-            yield task, summary, None
+            ended(task, summary, None)
 
 
 def _pack(task: Task) -> tuple[dict[str, str], bytes]:
@@ -106,9 +106,16 @@ def _unpack(packed: tuple[dict[str, str], bytes]) -> Task:
 def _start_worker(threads: int) -> None:
     import torch
 
-    # Ctrl-C reaches the whole process group: the parent alone decides, and terminates us
+    # Ctrl-C reaches the whole process group: the parent alone decides, and terminates us.
+    # Terminated, a worker exits as Python does (SystemExit): its run writes the rows it
+    # has, and its semaphores (tqdm's lock) are released, not reported leaked
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit)
     torch.set_num_threads(threads)
+
+
+def _exit(signum, frame):
+    sys.exit(128 + signum)
 
 
 def _pool_task(job):
@@ -119,14 +126,14 @@ def _pool_task(job):
         return index, None, exc
 
 
-def _in_pool(tasks: list[Task], jobs: int):
+def _in_pool(tasks: list[Task], jobs: int, ended) -> None:
     # spawn, not fork: a forked child of a process that has run torch's thread pool can hang
     context = multiprocessing.get_context("spawn")
     pool = context.Pool(jobs, initializer=_start_worker, initargs=(worker_threads(jobs),))
     try:
         work = [(index, _pack(task)) for index, task in enumerate(tasks)]
         for index, summary, error in pool.imap_unordered(_pool_task, work):
-            yield tasks[index], summary, error
+            ended(tasks[index], summary, error)
         pool.close()
     except BaseException:
         pool.terminate()
@@ -174,7 +181,7 @@ def disconnect_ray() -> None:
     ray.shutdown()  # a local instance this process started stops; a cluster stays up
 
 
-def _on_ray(tasks: list[Task], address: str):
+def _on_ray(tasks: list[Task], address: str, ended) -> None:
     import ray
 
     started = connect_ray(address)
@@ -190,7 +197,7 @@ def _on_ray(tasks: list[Task], address: str):
             except ray.exceptions.RayError as exc:  # the task's worker died (memory, a node)
                 summary, files, error = None, {}, RuntimeError(str(exc).strip().splitlines()[0])
             _write(task.folder, files)
-            yield task, summary, error
+            ended(task, summary, error)
     except BaseException:
         for ref in pending:
             ray.cancel(ref, force=True)

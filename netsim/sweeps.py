@@ -115,15 +115,18 @@ def _run(todo, jobs, ray, progress, summaries) -> list:
 
     failures = []
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress or not todo)
+
+    def ended(task, summary, error):
+        if error is not None:
+            failures.append((task, error))
+        else:
+            summaries.setdefault(task.name, {})[task.settings.seed] = summary
+            if progress:
+                bar.write(runner.report(task.label, summary), file=sys.stderr)
+        bar.update(1)
+
     try:
-        for task, summary, error in executor.execute(todo, jobs, ray, progress):
-            if error is not None:
-                failures.append((task, error))
-            else:
-                summaries.setdefault(task.name, {})[task.settings.seed] = summary
-                if progress:
-                    bar.write(runner.report(task.label, summary), file=sys.stderr)
-            bar.update(1)
+        executor.execute(todo, ended, jobs, ray, progress)
     finally:
         bar.close()
     return failures

@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
 
 from netsim.results import aggregate, read  # noqa: E402
 
@@ -74,7 +75,7 @@ def plot(exp_dir, key: str | None = None, seeds: dict | None = None) -> Path | N
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     for line, points in scores.items():
         if points:
-            x, mean, half, _ = zip(*sorted(points), strict=True)
+            x, mean, half, _ = np.array(sorted(points), dtype=float).T
             ax.errorbar(x, mean, yerr=half, marker="o", capsize=3, label=line)
     if not numeric:
         ax.set_xticks(range(len(values)), [str(v) for v in values])

@@ -127,3 +127,39 @@ def test_few_evaluations_are_one_warning_line_before_runs_start(tmp_path, capsys
     assert [line for line in lines if "warning" in line] == ([warning] if warned else [])
     if warned:  # before the line that reports the run's end
         assert lines.index(warning) < next(i for i, x in enumerate(lines) if x.startswith("one: "))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seeds", "two"], "--seeds takes a count K or seeds S,S,..., got 'two'"),
+        (["--seeds", "0"], "--seeds K needs K >= 1, got 0"),
+        (["--sweep", "lr"], "--sweep takes KEY=V1,V2,..., got 'lr'"),
+        (["--sweep", "algorithm.q=1,2"], "no run's algorithm has a field 'q'"),
+        (["--seeds", "2", "--runtime", "real"], "--seeds, --sweep, --jobs and --ray are for"),
+        (["--seeds", "2", "--jobs", "2", "--ray"], "--jobs sizes the local pool"),
+        (["--jobs", "0"], "jobs is the number of runs at a time, >= 1, got 0"),
+    ],
+    ids=["seeds-text", "seeds-zero", "sweep-no-values", "sweep-no-run", "real", "jobs-ray", "jobs"],
+)
+def test_bad_sweeps_are_one_line_before_any_run(tmp_path, args, message):
+    result = netsim(tmp_path, *args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("netsim: error: ") and message in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_ray_missing_is_one_line(tmp_path):
+    import os
+
+    fake = tmp_path / "no_ray"
+    (fake / "ray").mkdir(parents=True)
+    (fake / "ray" / "__init__.py").write_text("raise ImportError('No module named ray')\n")
+    env = os.environ | {"PYTHONPATH": str(fake)}
+    result = netsim(tmp_path, "--seeds", "2", "--ray", env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "netsim: error: --ray needs Ray: pip install -e '.[ray]' (or pip install ray)"
+    )
+    assert not (tmp_path / "out").exists()
