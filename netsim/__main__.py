@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from netsim import specfile
@@ -28,10 +31,36 @@ USER_ERRORS = (
 )
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised wherever the program is, so that a run stops as on Ctrl-C: its rows
+    flushed, its summary.json not complete, one line said."""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["worker"]:
         return worker(argv[1:])
+    with _sigterm_interrupts():
+        return experiment_main(argv)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    if threading.current_thread() is not threading.main_thread():  # signals go to the main one
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    raise Terminated("terminated (SIGTERM)")
+
+
+def experiment_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m netsim", description=__doc__)
     parser.add_argument("experiment", help="an experiment file, e.g. experiments/ps_vs_p2p.py")
     parser.add_argument(
@@ -168,10 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"netsim: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         again = "; the same command again makes only the runs not done yet" if sweeping else ""
-        print(f"netsim: interrupted; results so far are under {args.out}/{again}", file=sys.stderr)
-        return 130
+        what = str(exc) or "interrupted"
+        print(f"netsim: {what}; results so far are under {args.out}/{again}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     table = Path(args.out) / experiment.name / "summary.md"
     print(table.read_text(), end="")
     print(f"results and plots: {table.parent}/")

@@ -25,7 +25,7 @@ from netsim.engine.population import SGD, zeros
 from netsim.experiment import Settings
 from netsim.network.fabric import Fabric
 from netsim.node import Node
-from netsim.results.recorder import Recorder
+from netsim.results.recorder import Recorder, stopped_by
 from netsim.units import parse_time
 from netsim.workload import Workload, resolve_device
 
@@ -165,13 +165,28 @@ class Simulation:
         return until
 
     def _record_in_flight(self) -> None:
-        """Messages on their way when the run ends: rows as sent and not delivered."""
+        """Messages on their way when the run ends: rows as sent and not delivered (once)."""
         for message in self.fabric.in_flight():
+            if message.dropped:  # recorded already, before a late failure
+                continue
             message.dropped, message.drop_reason = True, "in flight"
             self.recorder.message(message)
 
     def run(self) -> dict:
         started = time.perf_counter()
+        try:
+            self._run_clock()
+            self._record_in_flight()
+            self.evaluate("test")
+        except BaseException as exc:  # stalled, failed or interrupted: keep what it reached
+            self._record_in_flight()
+            self.recorder.close(self._summary(started), stopped=stopped_by(exc))
+            raise
+        summary = self._summary(started)
+        self.recorder.close(summary)
+        return summary
+
+    def _run_clock(self) -> None:
         until = self.start()
         # Objects alive now (torch's ~200,000 among them) live through the run: keep Python's
         # collector from rescanning them at every full collection, a fifth of the time of
@@ -182,24 +197,18 @@ class Simulation:
         try:
             self.env.run(until=until)
         except RuntimeError as exc:
-            self._record_in_flight()
-            self.recorder.close()
             if "No scheduled events left" not in str(exc):
                 raise
             raise SimulationError(
                 f"run {self.name!r} stalled at t={self.env.now:.3f}s: every role waits for a "
                 "message that never comes; check the algorithm's settings and the topology"
             ) from None
-        except BaseException:  # interrupted: keep every row written so far
-            self._record_in_flight()
-            self.recorder.close()
-            raise
         finally:
             self.progress.close()
             if frozen:
                 gc.unfreeze()
-        self._record_in_flight()
-        self.evaluate("test")
+
+    def _summary(self, started: float) -> dict:
         summary = self.recorder.summary(
             self.name,
             hooks.label(self.algorithm),
@@ -212,5 +221,4 @@ class Simulation:
             "steps_per_flush": self.engine.computed / max(self.engine.flushes, 1),
             "fused_steps": self.engine.fused,
         }
-        self.recorder.close(summary)
         return summary

@@ -27,7 +27,7 @@ from netsim.algorithms import hooks
 from netsim.engine.evaluation import Evaluator, evaluate
 from netsim.real import frames, hosts
 from netsim.real.ledger import Ledger
-from netsim.results.recorder import Recorder
+from netsim.results.recorder import Recorder, stopped_by
 from netsim.units import parse_time
 from netsim.workload import Workload, resolve_device
 
@@ -107,11 +107,13 @@ class Coordinator:
             for writer in self.writers.values():
                 frames.send(writer, "stop")
             await self._until(self._all_final(), _STOP_TIMEOUT, "stop")
-        except BaseException:  # a node failed, or Ctrl-C: stop the others, keep the rows
+        except BaseException as exc:  # a node failed, or Ctrl-C: stop the others, keep the rows
             for writer in self.writers.values():
                 frames.send(writer, "stop")
             self.ledger.close()
-            self.recorder.close()
+            label, wall = hooks.label(self.algorithm), time.perf_counter() - started
+            summary = self.recorder.summary(self.name, label, max(self.now(), 0.0), wall)
+            self.recorder.close(summary | {"runtime": "real"}, stopped=stopped_by(exc))
             raise
         finally:
             server.close()

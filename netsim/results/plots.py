@@ -72,6 +72,11 @@ SEEDS_NOTE = (
     "With several seeds, each number is the mean over the seeds ± the half-width of its 95% "
     "confidence interval (Student's t); seeds: how many seeds finished."
 )
+INCOMPLETE = " (incomplete)"
+INCOMPLETE_NOTE = (
+    "Runs marked (incomplete) were interrupted or failed, or are still going (summary.json: "
+    '"complete": false): their numbers are what they reached.'
+)
 ROUNDS = "rounds x local steps"  # the steps of a federated run (config.json's round_size)
 
 
@@ -238,7 +243,7 @@ def _row(run: Run, rating: bool, seeded: bool) -> list[str]:
 
     done = sum(1 for m in summaries if m and m.get("complete") is not False)
     return [
-        run.name,
+        run.name + INCOMPLETE * (done < len(summaries)),
         str(s.get("algorithm") or run.config.get("algorithm") or "-"),
         str(workers or "-"),
         *[str(done)] * seeded,
@@ -277,6 +282,8 @@ def summary_table(
         for cells in (zip(r, widths, strict=True) for r in [header, rule, *rows])
     ]
     note = f"\n{marks_note(marked)}\n" if marked else ""
+    if any(INCOMPLETE in row[0] for row in rows):
+        note += f"\n{INCOMPLETE_NOTE}\n"
     if seeded:
         note += f"\n{SEEDS_NOTE}\n"
     return "\n".join(lines) + "\n" + note

@@ -2,7 +2,9 @@
 
 Rows hold simulated quantities only (no wall-clock values), so the same seed on the same device
 gives byte-identical CSV files; summary.json adds wall time and peak memory. Files are flushed at
-every evaluation and on close, so an interrupted run keeps what it had.
+every evaluation and on close, so an interrupted run keeps what it had. summary.json says
+``"complete": false`` from the run's start until its end, and stays so, with why and what it
+reached, for a run that was interrupted or failed.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class Recorder:
             self._writers[name].writerow(header)
         self._config = dict(config)
         self.config()
+        # until the run ends: a folder run into again never keeps an earlier run's summary
+        self._write_summary({"run": config.get("run"), "complete": False})
 
     def config(self, **extra) -> None:
         """Writes config.json: the run's settings, plus what the simulation decided (extra)."""
@@ -173,11 +177,26 @@ class Recorder:
             "peak_rss_mb": peak_rss_mb(),
         }
 
-    def close(self, summary: dict | None = None) -> None:
+    def close(self, summary: dict | None = None, stopped: str | None = None) -> None:
+        """Closes the CSV files and writes summary.json: complete, or, when ``stopped`` says
+        why the run ended early, not complete, with the figures it reached (without a summary
+        it stays as the start wrote it)."""
         for handle in self._files:
             handle.close()
-        if summary is not None:
-            (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if summary is None:
+            return
+        head = {"run": summary.get("run"), "complete": stopped is None}
+        self._write_summary(head | summary | ({"stopped": stopped} if stopped else {}))
+
+    def _write_summary(self, summary: dict) -> None:
+        (self.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def stopped_by(error: BaseException) -> str:
+    """Why a run ended early, in one line for summary.json."""
+    if not isinstance(error, Exception):  # Ctrl-C, SIGTERM (netsim/__main__.py), cancelled
+        return str(error) or "interrupted"
+    return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
 def _or_none(value: float | None) -> float | None:

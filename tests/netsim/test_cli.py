@@ -163,3 +163,34 @@ def test_ray_missing_is_one_line(tmp_path):
         "netsim: error: --ray needs Ray: pip install -e '.[ray]' (or pip install ray)"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_sigterm_stops_like_ctrl_c_with_rows_flushed_and_the_summary_not_complete(tmp_path):
+    import json
+    import signal
+    import time
+
+    spec = tmp_path / "exp.py"
+    spec.write_text(
+        EXPERIMENT.format(data="synthetic_fmnist", bandwidth="1Gbit/s", topology='"ring"')
+    )
+    command = [sys.executable, "-m", "netsim", str(spec), "--out", str(tmp_path / "out")]
+    command += ["--no-progress", "--only", "one", "--set", "steps=1_000_000_000"]
+    command += ["--set", "eval_every=1_000_000_000", "--set", "model=logistic"]
+    process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    run = tmp_path / "out" / "cli" / "one"
+    while process.poll() is None and len(read_lines(run / "evals.csv")) < 2:  # running
+        time.sleep(0.1)
+    time.sleep(1.0)  # some steps, not flushed: the next flush is at the end
+    process.send_signal(signal.SIGTERM)
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 143
+    assert stderr.strip().splitlines()[-1].startswith("netsim: terminated (SIGTERM); results")
+    assert "Traceback" not in stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["complete"] is False and summary["stopped"] == "terminated (SIGTERM)"
+    assert len(read_lines(run / "steps.csv")) == 1 + summary["steps_per_worker"]
+
+
+def read_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []

@@ -1,5 +1,8 @@
 """netsim.run: runs left from earlier settings are marked in the table and the figures."""
 
+import json
+from dataclasses import dataclass
+
 import matplotlib.pyplot as plt
 import pytest
 
@@ -46,3 +49,28 @@ def test_runs_made_with_other_settings_are_marked_with_the_settings_that_differ(
 def test_runs_made_with_the_same_settings_are_not_marked(tmp_path, figures):
     table = rerun_one(tmp_path)
     assert "*" not in table.split("\n\n")[0] and "Runs marked" not in table
+
+
+@dataclass(frozen=True)
+class FailsAt:
+    """SGD that fails at worker 0's step `at`."""
+
+    at: int
+
+    async def worker(self, node):
+        while not node.done:
+            await node.train()
+            if node.id == 0 and node.steps == self.at:
+                raise RuntimeError("boom")
+
+
+def test_a_failed_rerun_into_the_same_folder_leaves_a_summary_marked_incomplete(tmp_path):
+    settings = TINY | {"steps": 5, "eval_every": 10, "workers": 1}
+    netsim.run(Experiment("rerun", runs=[Run("r", SGD())], **settings), tmp_path, progress=False)
+    with pytest.raises(RuntimeError, match="boom"):
+        netsim.run(Experiment("rerun", runs=[Run("r", FailsAt(2))], **settings), tmp_path)
+    summary = json.loads((tmp_path / "rerun" / "r" / "summary.json").read_text())
+    assert summary["complete"] is False and summary["stopped"] == "RuntimeError: boom"
+    assert summary["algorithm"] == "FailsAt" and summary["steps_per_worker"] == 2
+    table = plots.summary_table(tmp_path / "rerun")
+    assert "| r (incomplete) | FailsAt" in table and plots.INCOMPLETE_NOTE in table

@@ -186,6 +186,8 @@ def test_a_failing_role_stops_the_run_with_one_line_and_its_traceback(tmp_path):
     assert last.startswith("netsim: error: run 'b': role 'worker' of node 2 failed")
     steps = (tmp_path / "out/boom/b/steps.csv").read_text()
     assert steps.endswith("\n") and len(steps.splitlines()) >= 2  # rows so far are kept
+    summary = json.loads((tmp_path / "out/boom/b/summary.json").read_text())
+    assert summary["complete"] is False and summary["stopped"].startswith("RealRunError: run 'b'")
 
 
 def test_ctrl_c_stops_every_node_and_keeps_complete_rows(tmp_path):
@@ -220,6 +222,8 @@ def test_ctrl_c_stops_every_node_and_keeps_complete_rows(tmp_path):
         assert text.endswith("\n")
         width = len(text.splitlines()[0].split(","))
         assert all(len(line.split(",")) == width for line in text.splitlines())
+    summary = json.loads((out / "ps_vs_p2p/p2p/summary.json").read_text())
+    assert summary["complete"] is False and summary["steps_per_worker"] > 0
 
 
 def test_hosts_file_deals_nodes_round_robin_to_agents(tmp_path):

@@ -4,8 +4,8 @@ import torch
 
 from netsim.algorithms import FedAvg
 from netsim.network.message import Message
-from netsim.results.read import read_csv
-from netsim.results.recorder import Recorder
+from netsim.results.read import read_csv, read_json
+from netsim.results.recorder import Recorder, stopped_by
 
 
 def message(src: int, dst: int, n: int, drop_reason: str = "") -> Message:
@@ -47,3 +47,24 @@ def test_federated_evaluations_count_rounds_times_local_steps(simulate):
     evals = read_csv(sim.recorder.dir / "evals.csv", text=("node", "split"))
     assert evals["steps"].tolist() == [0, 3, 6, 9, 9]
     assert evals["split"].tolist() == ["subset"] * 4 + ["test"]
+
+
+def test_summary_json_says_not_complete_from_the_start_until_the_run_ends(tmp_path):
+    (tmp_path / "summary.json").write_text('{"run": "r", "final_accuracy": 0.9}')  # an old run
+    recorder = Recorder(tmp_path, {"run": "r"}, ["worker"])
+    assert read_json(tmp_path / "summary.json") == {"run": "r", "complete": False}
+    recorder.step(0, 1, 0.0, 1.0, 2.3)
+    recorder.close(recorder.summary("r", "SGD", sim_time=1.0, wall_time=0.0))
+    summary = read_json(tmp_path / "summary.json")
+    assert summary["complete"] is True and "stopped" not in summary
+    assert summary["steps_per_worker"] == 1
+
+
+def test_a_run_that_stopped_early_keeps_what_it_reached_and_why(tmp_path):
+    recorder = Recorder(tmp_path, {"run": "r"}, ["worker"])
+    recorder.step(0, 1, 0.0, 1.0, 2.3)
+    recorder.close(recorder.summary("r", "SGD", 1.0, 0.0), stopped=stopped_by(KeyboardInterrupt()))
+    summary = read_json(tmp_path / "summary.json")
+    assert summary["complete"] is False and summary["stopped"] == "interrupted"
+    assert summary["steps_per_worker"] == 1 and read_csv(tmp_path / "steps.csv")["step"] == [1]
+    assert stopped_by(ValueError("bad\nvalue")) == "ValueError: bad"
