@@ -80,6 +80,7 @@ class Coordinator:
         self.pending_eval: float | None = None
         self.procs: list[subprocess.Popen] = []
         self.agents: list[asyncio.StreamWriter] = []
+        self.closed = False
 
     # -- the run -----------------------------------------------------------------------
     async def run(self) -> dict:
@@ -108,6 +109,7 @@ class Coordinator:
                 frames.send(writer, "stop")
             await self._until(self._all_final(), _STOP_TIMEOUT, "stop")
         except BaseException as exc:  # a node failed, or Ctrl-C: stop the others, keep the rows
+            self.closed = True  # rows still on their way are not written to closed files
             for writer in self.writers.values():
                 frames.send(writer, "stop")
             self.ledger.close()
@@ -187,7 +189,7 @@ class Coordinator:
 
     async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         node = None
-        while (message := await frames.receive(reader)) is not None:
+        while (message := await frames.receive(reader)) is not None and not self.closed:
             op, *args = message
             if op == "agent":  # a host's agent asks which nodes it starts
                 frames.send(writer, "nodes", self.where.nodes_of(args[0]), self.where.last)
@@ -211,7 +213,7 @@ class Coordinator:
                 getattr(self.ledger, op)(*args)
             else:
                 getattr(self, "_on_" + op)(*args)
-        if node is not None and node not in self.finals and not self.end.done():
+        if node is not None and node not in self.finals and not (self.end.done() or self.closed):
             code = self.where.exit_code(self.procs, node)
             why = f"node {node}'s process ended unexpectedly (exit status {code})"
             self._finish(RealRunError(f"run {self.name!r}: {why}"))
