@@ -70,7 +70,7 @@ _ACCURACY_AXES = {
 
 SEEDS_NOTE = (
     "With several seeds, each number is the mean over the seeds ± the half-width of its 95% "
-    "confidence interval (Student's t); seeds: how many seeds finished."
+    "confidence interval (Student's t) over the seeds that finished; seeds: how many did."
 )
 INCOMPLETE = " (incomplete)"
 INCOMPLETE_NOTE = (
@@ -116,7 +116,7 @@ def _plot_accuracy(runs: list[Run], exp_dir: Path, axis: str, marked: dict) -> P
     drawn, rating, banded = False, True, False
     for run in runs:
         workers = int(run.config.get("workers") or run.roles.count("worker"))
-        series = [s for m in run.seeds or (run,) if (s := _series(m, workers, x_of)) is not None]
+        series = [s for m in read.members(run) if (s := _series(m, workers, x_of)) is not None]
         if not series:
             continue
         rating &= all(s[4] for s in series)
@@ -181,7 +181,7 @@ def _plot_step_hist(runs: list[Run], exp_dir: Path) -> Path:
         for q, ls in ((5, ":"), (50, "--"), (95, ":")):
             v = np.percentile(t, q)
             ax.axvline(v, color="black", ls=ls, lw=1.2, label=f"p{q} = {v:.3g} s")
-        seeds = f", {len(run.seeds)} seeds" if run.seeds else ""
+        seeds = f", {len(read.members(run))} seeds" if run.seeds else ""
         ax.set_title(f"{run.name}  ({len(t)} steps{seeds})", fontsize=10, loc="left")
         ax.set_ylabel("Steps")
         ax.legend(fontsize=8, loc="upper right")
@@ -194,7 +194,7 @@ def _plot_step_hist(runs: list[Run], exp_dir: Path) -> Path:
 
 def _pooled_step_times(run: Run) -> np.ndarray:
     """Every worker's step times, of every seed of the run."""
-    times = [read.worker_step_times(m.roles, m.steps) for m in run.seeds or (run,)]
+    times = [read.worker_step_times(m.roles, m.steps) for m in read.members(run)]
     return np.concatenate(times)
 
 
@@ -232,7 +232,7 @@ def _rating(summary: dict) -> bool:
 def _row(run: Run, rating: bool, seeded: bool) -> list[str]:
     s = run.summary
     workers = s.get("workers") or run.config.get("workers")
-    summaries = [m.summary for m in run.seeds or (run,)]
+    summaries = [m.summary for m in read.members(run)]
 
     def each(get):
         return [get(m) for m in summaries]
@@ -241,9 +241,10 @@ def _row(run: Run, rating: bool, seeded: bool) -> list[str]:
         sent = m.get("bytes_sent")
         return None if sent is None else read.mb_per_worker(sent, workers or 0)
 
-    done = sum(1 for m in summaries if m and m.get("complete") is not False)
+    seeds = run.seeds or (run,)
+    done = sum(read.finished(m.summary) for m in seeds)
     return [
-        run.name + INCOMPLETE * (done < len(summaries)),
+        run.name + INCOMPLETE * (done < len(seeds)),
         str(s.get("algorithm") or run.config.get("algorithm") or "-"),
         str(workers or "-"),
         *[str(done)] * seeded,

@@ -110,6 +110,19 @@ def seed_dirs(run_dir: Path) -> list[tuple[int | None, Path]]:
     return sorted(found) or [(None, run_dir)]
 
 
+def finished(summary: dict) -> bool:
+    """A run's summary.json says it ended (issue 14 writes "complete": false until then)."""
+    return bool(summary) and summary.get("complete") is not False
+
+
+def members(run: Run) -> tuple[Run, ...]:
+    """The seeds a run's numbers and curves come from: those that finished, or every seed
+    while none has (a run going or cut short shows what it reached, marked incomplete)."""
+    seeds = run.seeds or (run,)
+    done = tuple(m for m in seeds if finished(m.summary))
+    return done or seeds
+
+
 def _load_one(name: str, folder: Path) -> Run:
     config = read_json(folder / "config.json")
     steps = read_csv(folder / "steps.csv")

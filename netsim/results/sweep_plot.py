@@ -30,7 +30,9 @@ def _summaries(exp_dir: Path, name: str, seeds: dict | None) -> list[dict]:
         ]  # fmt: skip
     else:
         folders = [folder for _, folder in read.seed_dirs(exp_dir / name)]
-    return [s for f in folders if (s := read.read_json(f / "summary.json"))]
+    summaries = [read.read_json(folder / "summary.json") for folder in folders]
+    done = [s for s in summaries if read.finished(s)]
+    return done or [s for s in summaries if s]
 
 
 def _is_number(value) -> bool:

@@ -20,6 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 WALL_CLOCK = ("wall_time_s", "peak_rss_mb", "execution")  # summary.json's measured figures
 
 
+def finished(folder: Path) -> list[Path]:
+    """The summary.json files of the runs that ended (a run's says "complete": false until)."""
+    paths = folder.rglob("summary.json")
+    return [p for p in paths if json.loads(p.read_text() or "{}").get("complete") is not False]
+
+
 def contents(exp_dir: Path) -> dict[str, bytes | dict]:
     """Every file under the runs' folders: bytes, and summary.json without wall-clock figures."""
     out = {}
@@ -89,7 +95,7 @@ def test_an_interrupted_sweep_rerun_ends_with_the_files_of_an_uninterrupted_one(
     with pytest.raises(KeyboardInterrupt):
         netsim.sweep(tiny(), GRID, seeds=2, out=tmp_path / "cut", jobs=1, progress=False)
     cut = tmp_path / "cut" / "tiny"
-    assert len(list(cut.rglob("summary.json"))) == 2
+    assert len(finished(cut)) == 2
     assert len(list(cut.rglob("evals.csv"))) == 3  # the third run's rows so far
     monkeypatch.setattr(Recorder, "evaluation", evaluation)
     netsim.sweep(tiny(), GRID, seeds=2, out=tmp_path / "cut", jobs=1, progress=False)
@@ -120,14 +126,14 @@ def test_ctrl_c_stops_the_pool_and_the_same_command_finishes_it(tmp_path):
     # Ctrl-C in a terminal signals the whole process group: the pool's workers too
     cli = netsim_cli(tmp_path, tmp_path / "cut", start_new_session=True)
     deadline = time.monotonic() + 240
-    while not list((tmp_path / "cut").rglob("summary.json")) and time.monotonic() < deadline:
+    while not finished(tmp_path / "cut") and time.monotonic() < deadline:
         time.sleep(0.05)
     os.killpg(cli.pid, signal.SIGINT)
     _, err = cli.communicate(timeout=120)
     assert cli.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("netsim: interrupted; results so far are under")
-    done = {p: p.stat().st_mtime_ns for p in (tmp_path / "cut").rglob("summary.json")}
+    done = {p: p.stat().st_mtime_ns for p in finished(tmp_path / "cut")}
     assert 1 <= len(done) < 12
     again = netsim_cli(tmp_path, tmp_path / "cut")
     _, err = again.communicate(timeout=600)
@@ -151,9 +157,7 @@ def test_a_failed_run_does_not_stop_the_others_and_is_raised_at_the_end(
     monkeypatch.setattr(executor, "run_here", failing)
     with pytest.raises(netsim.sim.SimulationError, match="stalled"):
         netsim.sweep(tiny(), seeds=2, out=tmp_path, jobs=1, progress=False)
-    made = sorted(
-        str(p.parent.relative_to(tmp_path / "tiny")) for p in tmp_path.rglob("summary.json")
-    )
+    made = sorted(str(p.parent.relative_to(tmp_path / "tiny")) for p in finished(tmp_path))
     assert made == ["gossip/seed=1", "one/seed=0", "one/seed=1"]
     assert "netsim: run gossip seed=0 failed: run 'gossip' stalled" in capsys.readouterr().err
     assert (tmp_path / "tiny" / "summary.md").is_file()  # the others' table

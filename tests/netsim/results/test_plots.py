@@ -325,3 +325,12 @@ def test_seeded_runs_are_drawn_as_a_mean_curve_in_a_shaded_band(tmp_path, figure
     assert "other" in legend and "95% interval over seeds" in legend
     hist = figures["step_time_hist.png"].axes[0]
     assert hist.get_title(loc="left") == "gossip  (6 steps, 3 seeds)"  # every seed's steps
+
+
+def test_seeds_that_did_not_finish_are_left_out_of_the_means(tmp_path):
+    write_seeds(tmp_path, "gossip", [0.5, 0.6, 0.1])
+    cut = tmp_path / "gossip" / "seed=2" / "summary.json"
+    cut.write_text(json.dumps(json.loads(cut.read_text()) | {"complete": False}))
+    row = [c.strip() for c in summary_table(tmp_path).splitlines()[2].split("|")[1:-1]]
+    half = aggregate.t_quantile(1) * np.sqrt(0.005) / np.sqrt(2) * 100
+    assert row[:5] == ["gossip (incomplete)", "GoSGD", "2", "2", f"55.00 ± {half:.2f}"]
