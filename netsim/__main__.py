@@ -189,8 +189,8 @@ def experiment_main(argv: list[str]) -> int:
                 )
         except SimulationError as exc:
             raise ConfigError(str(exc)) from None
-        except RuntimeError as exc:  # a real run that failed: which node and why, in one line
-            if type(exc).__name__ != "RealRunError":
+        except RuntimeError as exc:  # a real run (which node, why) or a pool worker that died
+            if type(exc).__name__ not in ("RealRunError", "PoolError"):
                 raise
             print(f"netsim: error: {exc}; results so far are under {args.out}/", file=sys.stderr)
             return 1

@@ -29,6 +29,8 @@ import pickle
 import signal
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,28 +120,49 @@ def _exit(signum, frame):
     sys.exit(128 + signum)
 
 
-def _pool_task(job):
-    index, packed = job
+def _pool_task(packed):
     try:
-        return index, run_here(_unpack(packed)), None
+        return run_here(_unpack(packed)), None
     except Exception as exc:
-        return index, None, exc
+        return None, exc
+
+
+class PoolError(RuntimeError):
+    """A worker process of the local pool died: the runs left cannot be made."""
 
 
 def _in_pool(tasks: list[Task], jobs: int, ended) -> None:
-    # spawn, not fork: a forked child of a process that has run torch's thread pool can hang
-    context = multiprocessing.get_context("spawn")
-    pool = context.Pool(jobs, initializer=_start_worker, initargs=(worker_threads(jobs),))
+    # spawn, not fork: a forked child of a process that has run torch's thread pool can hang.
+    # concurrent.futures, not multiprocessing.Pool: a worker that dies (killed for memory, or
+    # a script calling netsim.sweep unguarded, which every spawned worker runs again) breaks
+    # the pool with an error, where multiprocessing.Pool would start new workers forever
+    pool = ProcessPoolExecutor(
+        jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(worker_threads(jobs),),
+    )
     try:
-        work = [(index, _pack(task)) for index, task in enumerate(tasks)]
-        for index, summary, error in pool.imap_unordered(_pool_task, work):
-            ended(tasks[index], summary, error)
-        pool.close()
+        futures = {pool.submit(_pool_task, _pack(task)): task for task in tasks}
+        for future in as_completed(futures):
+            ended(futures[future], *future.result())
+    except BrokenProcessPool:
+        _terminate(pool)
+        raise PoolError(
+            "a process of the local pool died (out of memory? a script must call "
+            "netsim.sweep under `if __name__ == '__main__':`, as each worker runs it again)"
+        ) from None
     except BaseException:
-        pool.terminate()
+        _terminate(pool)
         raise
     finally:
-        pool.join()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stops every worker now (Ctrl-C): each exits as Python does (see _start_worker)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 def _ray_task(packed) -> tuple[dict | None, dict[str, bytes], Exception | None]:

@@ -98,7 +98,7 @@ def test_a_two_by_two_grid_with_two_seeds(tmp_path, way):
         assert (made / name).read_bytes() == (folder / "gossip" / name).read_bytes(), name
 
 
-EXPERIMENT_FILE = '''
+EXPERIMENT_FILE = """
 from dataclasses import dataclass
 from netsim import Experiment, Run
 
@@ -114,7 +114,7 @@ class PushAverage:
 
 
 experiment = Experiment("own", runs=[Run("push", PushAverage())], **{tiny})
-'''
+"""
 
 
 def test_an_algorithm_defined_in_the_experiment_file_runs_in_the_pool(tmp_path):
@@ -124,3 +124,29 @@ def test_an_algorithm_defined_in_the_experiment_file_runs_in_the_pool(tmp_path):
     summaries = netsim.sweep(experiment, seeds=2, out=tmp_path, jobs=2, progress=False)
     assert sorted(summaries["push"]) == [0, 1]
     assert all(s["steps_per_worker"] == 6 for s in summaries["push"].values())
+
+
+UNGUARDED = """
+import netsim
+from netsim import Experiment, Run
+from netsim.algorithms import SGD
+
+experiment = Experiment("unguarded", runs=[Run("one", SGD(), workers=1)], **{tiny})
+netsim.sweep(experiment, seeds=2, out={out!r}, jobs=2, progress=False)
+"""
+
+
+def test_a_pool_whose_workers_die_stops_with_a_line_that_says_why(tmp_path):
+    import subprocess
+    import sys
+
+    # every spawned worker runs the script again, and dies starting a pool of its own
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED.format(tiny=TINY, out=str(tmp_path / "out")))
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("netsim.executor.PoolError: a process of the local pool died")
+    assert "if __name__ == '__main__':" in last
