@@ -44,6 +44,7 @@ bench: $(VENV)/.installed data
 	$(PY) benchmarks/network.py
 	$(PY) benchmarks/training.py
 	$(PY) benchmarks/scale.py
+	$(PY) benchmarks/sweep.py
 
 clean:
 	rm -rf $(VENV) results *.egg-info
