@@ -106,25 +106,44 @@ def _unpack(packed: tuple[dict[str, str], bytes]) -> Task:
 
 
 def _start_worker(threads: int) -> None:
-    import torch
+    import threading
 
-    # Ctrl-C reaches the whole process group: the parent alone decides, and terminates us.
-    # Terminated, a worker exits as Python does (SystemExit): its run writes the rows it
-    # has, and its semaphores (tqdm's lock) are released, not reported leaked
+    import torch
+    from tqdm import tqdm
+
+    # Ctrl-C reaches the whole process group: the parent alone decides, and terminates us
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _exit)
+    signal.signal(signal.SIGTERM, _terminated)
+    # tqdm's default lock is a named semaphore, which a terminated worker would leave behind
+    tqdm.set_lock(threading.RLock())
     torch.set_num_threads(threads)
 
 
-def _exit(signum, frame):
-    sys.exit(128 + signum)
+_IN_RUN = False  # whether this worker is making a run, which SIGTERM then stops first
+_STOPPED = False  # SIGTERM came: the process ends once its run has written what it reached
+
+
+def _terminated(signum, frame):
+    global _STOPPED
+    if not _IN_RUN:
+        os._exit(128 + signum)
+    _STOPPED = True
+    raise SystemExit("terminated (SIGTERM)")
 
 
 def _pool_task(packed):
+    global _IN_RUN
+    _IN_RUN = True
     try:
         return run_here(_unpack(packed)), None
     except Exception as exc:
         return None, exc
+    finally:
+        _IN_RUN = False
+        # the pool's worker loop would take the stop (a SystemExit, or whatever error it
+        # became inside the run) for the task's result and go on to the next task
+        if _STOPPED:
+            os._exit(128 + signal.SIGTERM)
 
 
 class PoolError(RuntimeError):

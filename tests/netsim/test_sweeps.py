@@ -112,6 +112,16 @@ experiment = Experiment("cli", data="synthetic_fmnist", model="logistic", batch=
 """
 
 
+def _ended(cli: subprocess.Popen, timeout: float = 120):
+    """The command's output once it has ended; killed with its workers if it does not."""
+    try:
+        return cli.communicate(timeout=timeout)
+    finally:
+        if cli.poll() is None:
+            os.killpg(cli.pid, signal.SIGKILL)
+            cli.wait()
+
+
 def netsim_cli(tmp_path, out, **popen):
     spec = tmp_path / "exp.py"
     spec.write_text(EXPERIMENT)
@@ -129,12 +139,14 @@ def test_ctrl_c_stops_the_pool_and_the_same_command_finishes_it(tmp_path):
     while not finished(tmp_path / "cut") and time.monotonic() < deadline:
         time.sleep(0.05)
     os.killpg(cli.pid, signal.SIGINT)
-    _, err = cli.communicate(timeout=120)
+    _, err = _ended(cli)
     assert cli.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("netsim: interrupted; results so far are under")
     done = {p: p.stat().st_mtime_ns for p in finished(tmp_path / "cut")}
     assert 1 <= len(done) < 12
+    # no run started after Ctrl-C: only the two in the workers' hands then are cut short
+    assert len(list((tmp_path / "cut").rglob("config.json"))) <= len(done) + 2
     again = netsim_cli(tmp_path, tmp_path / "cut")
     _, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
@@ -174,3 +186,31 @@ def test_one_seed_keeps_the_runs_own_folder_and_a_one_key_sweep_plots_against_it
         "values": {"algorithm.p": 0.8},
     }
     assert (exp / "final_vs_algorithm.p.png").is_file()
+
+
+def _rows(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_ctrl_c_stops_the_runs_in_progress_and_they_say_so(tmp_path):
+    spec = tmp_path / "exp.py"
+    spec.write_text(EXPERIMENT.replace("steps=200", "steps=10_000_000"))
+    command = [sys.executable, "-m", "netsim", str(spec), "--out", str(tmp_path), "--only"]
+    # four runs for two workers: none of the two waiting may start once Ctrl-C is pressed
+    command += ["gossip", "--seeds", "4", "--jobs", "2", "--no-progress"]
+    cli = subprocess.Popen(
+        command, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    runs = [tmp_path / "cli" / "gossip" / f"seed={seed}" for seed in (0, 1)]
+    deadline = time.monotonic() + 240
+    # evaluated once: the runs are on their clocks
+    while not all(_rows(run / "evals.csv") > 1 for run in runs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(cli.pid, signal.SIGINT)
+    # the runs would take hours: the command ends because it stopped them
+    _, err = _ended(cli)
+    assert cli.returncode == 130, err
+    assert sorted(p.name for p in (tmp_path / "cli" / "gossip").iterdir()) == ["seed=0", "seed=1"]
+    for run in runs:
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["complete"] is False and summary["stopped"]
