@@ -48,6 +48,7 @@ class Recorder:
         self.bytes_sent = 0
         self.messages = 0
         self.dropped = 0
+        self.in_flight = 0  # sent and not delivered when the run ended: not dropped
         self.last_eval: dict | None = None
         self._records: dict[str, list[float]] = {}
         self._step_ends: dict[int, list[float]] = {i: [] for i in self.workers}
@@ -95,7 +96,9 @@ class Recorder:
     def message(self, m: Message) -> None:
         used_link = not (m.dropped and m.drop_reason == "queue")
         self.messages += 1
-        self.dropped += int(m.dropped)
+        in_flight = m.drop_reason == "in flight"
+        self.dropped += int(m.dropped and not in_flight)
+        self.in_flight += int(in_flight)
         if used_link:
             self.bytes_sent += m.size
         self._writers["messages"].writerow(
@@ -169,6 +172,7 @@ class Recorder:
             "bytes_sent": self.bytes_sent,
             "messages": self.messages,
             "dropped": self.dropped,
+            "in_flight": self.in_flight,
             "records": {
                 name: {"mean": float(np.mean(v)), "max": float(np.max(v))}
                 for name, v in self._records.items()

@@ -96,8 +96,10 @@ def test_same_seed_gives_identical_results_files(simulate, algorithm, extra):
 def test_messages_are_as_declared_and_none_is_lost_unless_dropped(simulate, algorithm, extra):
     sim, summary = simulate(algorithm, **(COMMON | extra | {"steps": 10}))
     messages = rows(sim.recorder.dir / "messages.csv")
-    assert summary["dropped"] == 0
-    assert all(float(m["t_arrive"]) >= float(m["t_send"]) for m in messages)
+    assert summary["dropped"] == 0  # messages still on their way at the end are not dropped
+    arrived = [m for m in messages if m["reason"] != "in flight"]
+    assert len(arrived) == len(messages) - summary["in_flight"]
+    assert all(float(m["t_arrive"]) >= float(m["t_send"]) for m in arrived)
     assert len(messages) == summary["messages"]
     # what docs/reference.md says each algorithm sends and records is what it does
     assert {m["kind"] for m in messages} == set(algorithm.sends)

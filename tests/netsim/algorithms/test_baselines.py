@@ -5,7 +5,7 @@ from collections import defaultdict
 
 import pytest
 import torch
-from conftest import make_simulation
+from tests.conftest import make_simulation
 
 from netsim import Compute, Network
 from netsim.algorithms import ADPSGD, AllReduceSGD, P2PPull, SyncPS

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 import torch
-from conftest import make_simulation
+from tests.conftest import make_simulation
 
 from netsim import Compute, Network
 from netsim.algorithms import DPSGD, RWM

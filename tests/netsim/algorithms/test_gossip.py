@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_simulation
+from tests.conftest import make_simulation
 
 from netsim import Compute, Network
 from netsim.algorithms import SGD, SGP, FedAvg, GoSGD

@@ -464,7 +464,7 @@ def test_in_flight_lists_the_messages_neither_delivered_nor_dropped_oldest_first
 
 
 def test_a_run_records_the_messages_still_in_flight_at_its_end(tmp_path):
-    from conftest import make_simulation
+    from tests.conftest import make_simulation
 
     from netsim import Compute
     from netsim.algorithms import GoSGD
@@ -481,6 +481,7 @@ def test_a_run_records_the_messages_still_in_flight_at_its_end(tmp_path):
     )
     summary = sim.run()
     m = read_csv(tmp_path / "messages.csv", text=("kind", "reason"))
-    assert len(m["src"]) == summary["messages"] == 40  # every step pushes, none arrives
+    assert len(m["src"]) == summary["messages"] == summary["in_flight"] == 40  # none arrives
+    assert summary["dropped"] == 0
     assert (m["dropped"] == 1).all() and set(m["reason"]) == {"in flight"}
     assert np.isnan(m["t_arrive"]).all() and summary["bytes_sent"] == m["bytes"].sum() > 0
