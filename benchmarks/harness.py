@@ -70,7 +70,7 @@ ALGORITHMS = {
 
 def netsim_run(case: Case, out: Path, execution: str = "auto", device: str = "cpu") -> dict:
     """The case through netsim (python API, no plots, no progress bar); returns the summary
-    with `wall_time_s` from the call to its return (set-up and calibration included)."""
+    with `wall_time_s` from the call to its return (set-up included)."""
     experiment = Experiment(
         name=case.name,
         data=case.data,

@@ -9,17 +9,18 @@ compute model and the algorithm (``network.latency=5ms``, ``algorithm.timeout=2`
 from __future__ import annotations
 
 import ast
-import dataclasses
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 import networkx as nx
 
 import models
 from netsim.algorithms import hooks
+from netsim.checks import RANGES, check_fields, check_folder_names, check_ranges, naming
 from netsim.engine.compute import Compute
 from netsim.engine.execution import MODES
 from netsim.network import Network
+from netsim.units import parse_time
 from topologies import graphs
 
 
@@ -44,7 +45,7 @@ class Settings:
     momentum: float = 0.0
     weight_decay: float = 0.0
     workers: int | None = None  # None: a user graph's size, else 4 (worker_count)
-    topology: Any = "complete"
+    topology: str | nx.Graph = "complete"  # a name, or a networkx Graph or DiGraph
     degree: int = 4
     p: float = 0.5
     network: Network = field(default_factory=Network)
@@ -58,7 +59,7 @@ class Settings:
     eval_nodes: int = 0  # also evaluate this many sampled workers' own models (evals.csv rows)
     seed: int = 0
     device: str = "auto"
-    execution: str = "auto"  # how steps in flight are computed: auto, loop, stacked or vmap
+    execution: str = "auto"  # auto (by rule), calibrate (by timing), loop, stacked, grouped, vmap
 
     def partition_kwargs(self) -> dict:
         return {
@@ -92,54 +93,44 @@ class Settings:
     def validate(self) -> None:
         if self.algorithm is None:
             raise ConfigError("a run has no algorithm: write Run('name', SomeAlgorithm())")
+        check_fields(self, "", ConfigError)  # types first: the checks below compare values
+        check_ranges(self, RANGES, ConfigError)
         n = self.worker_count
-        positive = {"batch": self.batch, "workers": n, "eval_subset": self.eval_subset}
-        for key, value in positive.items():
-            if not (isinstance(value, int) and value >= 1):
-                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        if n < 1:
+            raise ConfigError(f"workers must be a positive integer, got {n!r}")
         size = self.topology.number_of_nodes() if self._user_graph() else n
         if n not in (1, size):
             raise ConfigError(
                 f"workers={n} but the topology graph has {size} nodes: drop workers or pass a "
                 f"graph of {n} nodes"
             )
-        if not (self.lr >= 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0):
-            raise ConfigError("need lr >= 0, 0 <= momentum < 1 and weight_decay >= 0")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"lr_schedule is 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.lr_schedule == "cosine" and self.steps is None:
             raise ConfigError("lr_schedule='cosine' decays over steps: set steps=N as well")
         if self.steps is None and self.until is None and not hooks.rounds(self.algorithm):
             raise ConfigError("a run needs a stop: set steps=N (per worker) or until='60s'")
-        if self.steps is not None and not (isinstance(self.steps, int) and self.steps >= 1):
-            raise ConfigError(f"steps must be a positive integer, got {self.steps!r}")
+        if self.until is not None:
+            parse_time(self.until, "until")
         if self.stop not in ("all", "first"):
             raise ConfigError(f"stop must be 'all' or 'first', got {self.stop!r}")
-        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, (int, str)):
-            raise ConfigError("eval_every is steps (an int) or simulated time ('30s')")
+        every = self.eval_every
+        if (parse_time(every, "eval_every") if isinstance(every, str) else every) <= 0:
+            raise ConfigError(f"eval_every must be >= 1 step or a time > 0, got {every!r}")
         if self.eval_local and self.partition != "per_user":
-            raise ConfigError(
-                "eval_local needs partition='per_user' (each node's users' test data)"
-            )
+            raise ConfigError("eval_local needs partition='per_user' (its users' test data)")
         if self.model not in models.MODELS:
             raise ConfigError(f"unknown model {self.model!r}; known: {', '.join(models.MODELS)}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+        gpu_n = self.device.startswith("cuda:") and self.device[5:].isdigit()
+        if self.device not in ("auto", "cpu", "cuda") and not gpu_n:
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if isinstance(self.eval_nodes, bool) or not (
-            isinstance(self.eval_nodes, int) and 0 <= self.eval_nodes <= n
-        ):
+        if self.eval_nodes > n:
             raise ConfigError(
                 f"eval_nodes is how many workers to evaluate alone, 0..{n}, got {self.eval_nodes!r}"
             )
         if self.execution not in MODES:
             raise ConfigError(
                 f"execution is one of {', '.join(map(repr, MODES))}, got {self.execution!r}"
-            )
-        if isinstance(self.eval_every, int) and self.eval_every < 1:
-            raise ConfigError("eval_every must be >= 1 step")
-        if not isinstance(self.compute, Compute):
-            raise ConfigError(
-                f"compute is Compute(...) or 'real' (the measured step time), got {self.compute!r}"
             )
         self.compute.validate()
 
@@ -148,8 +139,8 @@ class Settings:
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if dataclasses.is_dataclass(value):
-                value = {"name": type(value).__name__} | dataclasses.asdict(value)
+            if is_dataclass(value):
+                value = {"name": type(value).__name__} | asdict(value)
             elif isinstance(value, (nx.Graph, nx.DiGraph)):
                 value = {
                     "graph": type(value).__name__,
@@ -180,8 +171,13 @@ class Experiment:
 
     def __init__(self, name: str, runs: list[Run], pairs=(), **shared: Any):
         """``pairs``: (run, run) to compare at equal rounds, time and bytes (results/compare.py)."""
-        if not runs:
-            raise ConfigError(f"experiment {name!r} has no runs")
+        if (
+            not isinstance(runs, (list, tuple))
+            or not runs
+            or not all(isinstance(r, Run) for r in runs)
+        ):
+            raise ConfigError(f"experiment {name!r} has no runs: give runs=[Run('a', SGD()), ...]")
+        check_folder_names([name, *(run.name for run in runs)], ConfigError)
         self.name, self.runs, self.shared = name, list(runs), dict(shared)
         self.only: list[str] | None = None  # select(): run just these
         self.pairs = [tuple(pair) for pair in pairs]
@@ -249,12 +245,12 @@ class Experiment:
         """Each selected run's validated Settings (every run's with ``everything``)."""
         resolved = []
         for run in [r for r in self.runs if everything or self.only is None or r.name in self.only]:
-            values = self.shared | run.settings
-            values["algorithm"] = run.algorithm
+            values = self.shared | run.settings | {"algorithm": run.algorithm}
             if values.get("compute", "") in (None, "real"):  # steps take what they really take
                 values["compute"] = Compute(calibrate=True)
-            settings = Settings(**values)
-            settings.validate()
+            with naming(run.name):
+                settings = Settings(**values)
+                settings.validate()
             resolved.append((run.name, settings))
         return resolved
 
@@ -289,4 +285,4 @@ def _check_keys(values: dict, what: str) -> None:
 
 
 def _field_names(obj: Any) -> list[str]:
-    return [f.name for f in fields(obj)] if dataclasses.is_dataclass(obj) else []
+    return [f.name for f in fields(obj)] if is_dataclass(obj) else []

@@ -11,28 +11,12 @@ import json
 import sys
 from pathlib import Path
 
-from netsim import data as datasets
 from netsim.algorithms import hooks
+from netsim.checks import naming
 from netsim.experiment import ConfigError, Experiment, Settings
+from netsim.preflight import check_out, preflight  # noqa: F401  (preflight: public here too)
 
 FEW_EVALUATIONS = 5  # fewer evaluations during a run than this, and its curves say little
-
-
-def preflight(settings: Settings):
-    """Validates one run completely; returns the workers' graph and its nodes' roles."""
-    settings.validate()
-    graph = settings.graph()
-    hooks.check(settings.algorithm, graph.number_of_nodes())
-    _, roles = hooks.layout(settings.algorithm, graph)
-    roles = [r[0] for r in roles]
-    settings.network.resolve(roles)
-    dataset = datasets.load(settings.data, settings.data_root)
-    if settings.partition == "per_user" and dataset.train_users is None:
-        raise ConfigError(
-            f"partition='per_user' needs a data set split by user (femnist, celeba, movielens or "
-            f"their synthetic_ stand-ins); {settings.data!r} is not: use partition='shards'"
-        )
-    return graph, roles
 
 
 def _check_role_keys(experiment: Experiment, runs) -> None:
@@ -90,10 +74,11 @@ def _changed_settings(experiment: Experiment, exp_dir: Path, names, device) -> d
 
 def differing(settings: Settings, saved: dict) -> list[str]:
     """The settings a run's saved config.json holds other values of than ``settings``."""
-    # as the recorder wrote it; workers as counted in the run; "auto" saved what it chose
+    # as the recorder wrote it; workers as counted in the run; "auto" and "calibrate" saved
+    # the mode they picked
     now = json.loads(json.dumps(settings.describe(), default=str))
     now["workers"] = settings.graph().number_of_nodes()
-    if now["execution"] == "auto":
+    if now["execution"] in ("auto", "calibrate"):
         del now["execution"]
     return [key for key, value in now.items() if key in saved and saved[key] != value]
 
@@ -108,6 +93,27 @@ def report(name: str, summary: dict) -> str:
         f"{name}: {summary['steps_per_worker']} steps per worker, {score}, "
         f"{summary['sim_time']:.1f} simulated s in {summary['wall_time_s']:.1f} s"
     )
+
+
+def check(experiment: Experiment, out: str | Path = "results", device=None, timeline=None):
+    """Every check ``run`` makes before its first run starts, running nothing: each run's
+    settings, graph, algorithm, network, data split and the results folder; returns the runs
+    [(name, Settings)] and, for each, its graph and roles. The first mistake is a one-line
+    error naming the run and the setting."""
+    runs = experiment.resolve()
+    if device is not None:
+        runs = [(name, dataclasses.replace(s, device=device)) for name, s in runs]
+    checked = []
+    for name, settings in runs:
+        with naming(name):
+            checked.append(preflight(settings))
+    _check_role_keys(experiment, runs)
+    if timeline is not None:
+        from netsim.results import timeline as window
+
+        window.check(timeline)
+    check_out(Path(out) / experiment.name)
+    return runs, checked
 
 
 def run(
@@ -134,15 +140,7 @@ def run(
     else:
         from netsim.sim import Simulation  # torch-heavy; imported once the spec is sound
 
-    runs = experiment.resolve()
-    if device is not None:
-        runs = [(name, dataclasses.replace(s, device=device)) for name, s in runs]
-    checked = [preflight(settings) for _, settings in runs]
-    _check_role_keys(experiment, runs)
-    if plot:
-        from netsim.results import timeline as window
-
-        window.check(timeline)
+    runs, checked = check(experiment, out, device, timeline if plot else None)
     for name, settings in runs:
         _warn_few_evaluations(experiment, name, settings)
     if runtime == "real":

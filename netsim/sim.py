@@ -90,6 +90,8 @@ class Simulation:
         defer = self.B.shape[1] == 0 and not self.compute.calibrate
         self.engine = Steps(self, template, settings.execution, defer=defer)
         if settings.execution == "auto":
+            self.engine.mode = calibration.rule(self.engine)
+        elif settings.execution == "calibrate":
             self.engine.mode, self.engine.timings = calibration.choose(self.engine)
         self.recorder.config(execution=self.engine.mode)
         self.nodes = []

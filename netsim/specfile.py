@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 import sys
+import traceback
 import types
 from pathlib import Path
 
+from netsim.checks import ours
 from netsim.experiment import ConfigError, Experiment
 
 SOURCES: dict[str, str] = {}  # module name -> source of every experiment file loaded
@@ -25,7 +27,20 @@ def load(path: str) -> Experiment:
         raise ConfigError(f"no experiment file {path!r}: pass a path like experiments/ps_vs_p2p.py")
     name = "netsim_experiment_" + re.sub(r"\W", "_", file.stem)
     source = file.read_text()
-    module = define(name, source, str(file))
+    try:
+        module = define(name, source, str(file))
+    except SyntaxError as error:
+        raise ConfigError(f"{path}:{error.lineno}: syntax error: {error.msg}") from None
+    except Exception as error:
+        if ours(error):
+            raise
+        lines = [
+            n
+            for frame, n in traceback.walk_tb(error.__traceback__)
+            if frame.f_code.co_filename == str(file)
+        ]
+        where = f"{path}:{lines[-1]}" if lines else path
+        raise ConfigError(f"{where}: {type(error).__name__}: {error}".splitlines()[0]) from None
     experiment = getattr(module, "experiment", None)
     if not isinstance(experiment, Experiment):
         raise ConfigError(f"{path} must define `experiment = Experiment(...)`")

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from netsim import executor, runner
+from netsim.checks import naming
 from netsim.experiment import ConfigError, Experiment
 from netsim.grid import expand, seeds_of
 from netsim.results.read import SEED, read_json, seed_dirs
@@ -64,7 +65,8 @@ def sweep(
                 )
             )
     for task in tasks:
-        runner.preflight(task.settings)
+        with naming(task.name):
+            runner.preflight(task.settings)
     runner._check_role_keys(expanded, resolved)
     if plot:
         from netsim.results import timeline as window
@@ -75,6 +77,7 @@ def sweep(
     # a missing Ray or a wrong address is one line before any run starts
     started = executor.connect_ray(ray) if ray is not None else False
     try:
+        runner.check_out(exp_dir)
         summaries: dict[str, dict[int, dict]] = {}
         todo = []
         for task in tasks:

@@ -30,8 +30,9 @@ class UnitError(ValueError):
     """A value that is not a valid rate, duration or byte count."""
 
 
-def _parse(value, units: dict[str, float], what: str, example: str, positive=False) -> float:
-    """Value in SI units: finite, and positive or non-negative."""
+def _parse(value, units, what: str, example: str, positive=False, name=None) -> float:
+    """Value in SI units: finite, and positive or non-negative. ``name``: the setting it is,
+    for the error."""
     number = None
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         number = float(value)
@@ -41,20 +42,21 @@ def _parse(value, units: dict[str, float], what: str, example: str, positive=Fal
             number = float(match.group(1)) * units[match.group(2)]
     if number is None or not (0 < number if positive else 0 <= number) or number == math.inf:
         rule = "positive" if positive else "non-negative"
-        raise UnitError(f"invalid {what} {value!r}: use a {rule} {what}, e.g. {example!r}")
+        where = f"{name}: " if name else ""
+        raise UnitError(f"{where}invalid {what} {value!r}: use a {rule} {what}, e.g. {example!r}")
     return number
 
 
-def parse_rate(value) -> float:
+def parse_rate(value, name: str | None = None) -> float:
     """Bits/s from a positive number or a string like "100Mbit/s", "1.5 Gbps", "10MB/s"."""
-    return _parse(value, _RATE_UNITS, "rate", "100Mbit/s", positive=True)
+    return _parse(value, _RATE_UNITS, "rate", "100Mbit/s", positive=True, name=name)
 
 
-def parse_time(value) -> float:
+def parse_time(value, name: str | None = None) -> float:
     """Seconds from a non-negative number or a string like "5ms", "20us", "2min"."""
-    return _parse(value, _TIME_UNITS, "duration", "5ms")
+    return _parse(value, _TIME_UNITS, "duration", "5ms", name=name)
 
 
-def parse_bytes(value) -> int:
+def parse_bytes(value, name: str | None = None) -> int:
     """Bytes from a non-negative number or a string like "1MB" (1e6), "64KiB" (65536)."""
-    return round(_parse(value, _BYTE_UNITS, "size", "64KiB"))
+    return round(_parse(value, _BYTE_UNITS, "size", "64KiB", name=name))

@@ -26,6 +26,19 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def model_shape(model: str, dataset) -> dict:
+    """The arguments that fit the model to the data set's inputs and classes (or users)."""
+    if getattr(dataset, "task", "classify") == "regress":  # ratings: embedding sizes
+        return {"num_users": dataset.num_users, "num_items": dataset.num_items}
+    c, h, _ = dataset.input_shape
+    kwargs = {"num_classes": dataset.num_classes}
+    return kwargs | (
+        {"in_features": c * h * h}
+        if model in ("logistic", "mlp", "mlp1")
+        else {"in_channels": c, "image_size": h}
+    )
+
+
 class Workload:
     """The data, the model template, x0 and each worker's data for one run's nodes."""
 
@@ -56,15 +69,7 @@ class Workload:
         self.sampled = sorted(picked[: settings.eval_nodes].tolist())
 
     def _model_shape(self) -> dict:
-        if self.regress:  # ratings: embedding sizes
-            return {"num_users": self.dataset.num_users, "num_items": self.dataset.num_items}
-        c, h, _ = self.dataset.input_shape
-        kwargs = {"num_classes": self.dataset.num_classes}
-        return kwargs | (
-            {"in_features": c * h * h}
-            if self.settings.model in ("logistic", "mlp", "mlp1")
-            else {"in_channels": c, "image_size": h}
-        )
+        return model_shape(self.settings.model, self.dataset)
 
     def node_rng(self, i: int, stream: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, 100 + stream, i])

@@ -20,6 +20,7 @@ __all__ = [
     "build",
     "check",
     "complete",
+    "edge_count",
     "erdos_renyi",
     "exponential",
     "hypercube",
@@ -257,6 +258,20 @@ def build(name: str, n: int, **kwargs) -> nx.Graph:
             )
         return hypercube(n.bit_length() - 1)
     return GRAPHS[name](n, **kwargs)
+
+
+def edge_count(name: str, n: int, **kwargs) -> float:
+    """About how many edges build(name, n, **kwargs) makes (an exponential graph's directed
+    ones; the expected number for erdos_renyi), without building it: a caller can refuse a
+    graph too large for memory before it takes it all."""
+    if not isinstance(n, int) or n < 2:
+        return 0.0
+    log2 = (n - 1).bit_length()
+    per_node = {"ring": 1, "torus": 2, "hypercube": log2 / 2, "star": 1, "exponential": log2}
+    per_node |= {"complete": (n - 1) / 2, "k_regular": kwargs.get("k", 0) / 2}
+    per_node |= {"erdos_renyi": kwargs.get("p", 0) * (n - 1) / 2}
+    share = per_node.get(name, 0)
+    return n * share if isinstance(share, (int, float)) else 0.0
 
 
 def _connected(draw, seed, family):

@@ -38,6 +38,8 @@ class DPSGD:
     def check(self, workers: int) -> None:
         if not (isinstance(self.local_steps, int) and self.local_steps >= 1):
             raise ops.AlgorithmError(f"DPSGD.local_steps must be >= 1, got {self.local_steps}")
+        if self.timeout is not None:
+            parse_time(self.timeout, "DPSGD.timeout")
 
     def layout(self, graph):
         return ops.solo(graph)

@@ -55,6 +55,7 @@ class GoSGD:
     records: ClassVar[dict[str, str]] = {}
 
     def check(self, workers: int) -> None:
+        ops.check_peers("GoSGD", workers)
         if not 0 <= self.p <= 1:
             raise ops.AlgorithmError(f"GoSGD.p is a probability in [0, 1], got {self.p}")
         if self.W is not None:

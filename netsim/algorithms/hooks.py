@@ -9,7 +9,8 @@ live:
   default: the workers' graph, every node a worker (``ops.solo``);
 - ``global_model(X, roles)``: the model evaluated; default: the mean of the workers' rows;
 - ``check(workers)``: raises ``ops.AlgorithmError`` for hyper-parameters that do not fit the
-  run, before it starts; default: nothing to check;
+  run, before it starts; default: nothing to check. Either way every field is first held to
+  its annotation (netsim/checks.py), so a check compares values of the declared types;
 - ``needs_connected``: the graph must be (strongly) connected; default: False;
 - ``drives``: the roles whose return ends the run; default: ("worker",);
 - ``stop``: "first" to end the run when the first worker is done; default: the run's setting;
@@ -22,7 +23,10 @@ live:
 
 from __future__ import annotations
 
+import dataclasses
+
 from netsim.algorithms import ops
+from netsim.checks import check_fields
 
 
 def layout(algorithm, graph):
@@ -36,6 +40,16 @@ def global_model(algorithm, X, roles):
 
 
 def check(algorithm, workers: int) -> None:
+    if dataclasses.is_dataclass(algorithm):
+        check_fields(algorithm, type(algorithm).__name__, ops.AlgorithmError)
+    share = getattr(algorithm, "share", None)  # what messages carry (sharing.py)
+    if share is not None and not all(
+        callable(getattr(share, f, None)) for f in ("encode", "decode")
+    ):
+        raise ops.AlgorithmError(
+            f"{label(algorithm)}.share is a sharing method from netsim.algorithms.sharing, e.g. "
+            f"Full() or Partial(alpha=0.3), got {share!r}"
+        )
     hook = getattr(algorithm, "check", None)
     if hook is not None:
         hook(workers)

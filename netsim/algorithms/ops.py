@@ -16,9 +16,26 @@ class AlgorithmError(ValueError):
     """A hyper-parameter that does not fit the run (one line: what and how to fix it)."""
 
 
+def check_peers(name: str, workers: int) -> None:
+    """An algorithm that averages with peers has nobody to average with alone."""
+    if workers < 2:
+        raise AlgorithmError(
+            f"{name} averages with peers: it needs workers >= 2, got workers={workers} (the "
+            "single-machine baseline is SGD())"
+        )
+
+
 def check_matrix(name: str, W, workers: int) -> None:
-    """A mixing matrix or schedule must have one row and column per worker."""
-    n = W.n if hasattr(W, "period") else np.asarray(W).shape[0]
+    """A mixing matrix or schedule must have one row and column per worker, of finite
+    weights >= 0."""
+    if not hasattr(W, "period"):
+        try:
+            M = np.asarray(W, dtype=float)
+        except (TypeError, ValueError):
+            M = np.zeros(0)
+        if M.ndim != 2 or M.shape[0] != M.shape[1] or not (np.isfinite(M) & (M >= 0)).all():
+            raise AlgorithmError(f"{name} is a square matrix of weights >= 0, got {W!r}")
+    n = W.n if hasattr(W, "period") else M.shape[0]
     if n != workers:
         raise AlgorithmError(
             f"{name} is {n} x {n} but the run has {workers} workers: build it for {workers} "

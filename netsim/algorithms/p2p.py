@@ -42,6 +42,8 @@ class P2PPull:
     records: ClassVar[dict[str, str]] = {}
 
     def check(self, workers: int) -> None:
+        ops.check_peers("P2PPull", workers)
+        parse_time(self.timeout, "P2PPull.timeout")
         if self.peers not in ("random", "round_robin"):
             raise ops.AlgorithmError(
                 f"P2PPull.peers is 'random' or 'round_robin', got {self.peers!r}"

@@ -34,6 +34,9 @@ class RWM:
         "age": "each node, after each merge: the age of its model",
     }
 
+    def check(self, workers: int) -> None:
+        ops.check_peers("RWM", workers)
+
     def layout(self, graph):
         return ops.solo(graph)
 

@@ -49,6 +49,7 @@ class SGP:
     }
 
     def check(self, workers: int) -> None:
+        ops.check_peers("SGP", workers)
         if self.schedule not in ("one_peer_exponential", "graph"):
             ops.check_matrix("SGP.schedule", self.schedule, workers)
         if not (isinstance(self.overlap, int) and self.overlap >= 0):

@@ -32,16 +32,16 @@ def partition(
         raise DataError(f"labels must be 1-D, got shape {labels.shape}: pass y_train")
     _check_count("number of nodes n", n)
     if scheme not in _SCHEMES:
-        raise DataError(f"unknown partition scheme {scheme!r}: use one of {', '.join(_SCHEMES)}")
+        raise DataError(f"unknown partition {scheme!r}: use one of {', '.join(_SCHEMES)}")
     split, allowed = _SCHEMES[scheme]
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         takes = ", ".join(sorted(allowed)) or "no options"
-        raise DataError(f"partition scheme {scheme!r} takes {takes}, not {', '.join(unknown)}")
+        raise DataError(f"partition={scheme!r} takes {takes}, not {', '.join(unknown)}")
     if scheme != "data_parallel" and n > len(labels):
         raise DataError(
-            f"cannot split {len(labels)} samples over {n} nodes with {scheme!r}: "
-            "use fewer nodes or scheme='data_parallel'"
+            f"cannot split {len(labels)} samples over {n} nodes with partition={scheme!r}: "
+            "use fewer nodes or partition='data_parallel'"
         )
     parts = split(labels, n, rng, **kwargs)
     if scheme == "data_parallel":
@@ -91,7 +91,7 @@ def _shards(labels, n, rng, shards_per_node=2):
 
 def _dirichlet(labels, n, rng, alpha=None):
     if not isinstance(alpha, (int, float, np.number)) or not 0 < alpha < math.inf:
-        raise DataError(f"scheme 'dirichlet' needs alpha > 0 (e.g. alpha=0.5), got {alpha!r}")
+        raise DataError(f"partition='dirichlet' needs alpha > 0 (e.g. alpha=0.5), got {alpha!r}")
     parts = [[] for _ in range(n)]
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
@@ -111,7 +111,7 @@ def _dirichlet(labels, n, rng, alpha=None):
 def _per_user(labels, n, rng, users=None):
     if users is None or len(users) == 0:
         raise DataError(
-            "scheme 'per_user' needs users=dataset.train_users, from a data set with writers "
+            "partition='per_user' needs users=dataset.train_users, from a data set with writers "
             "or raters (femnist, celeba, movielens, synthetic_femnist, synthetic_movielens)"
         )
     for mine in users:

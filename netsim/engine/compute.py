@@ -20,6 +20,7 @@ from dataclasses import InitVar, dataclass, field
 
 import numpy as np
 
+from netsim.checks import admits, check_fields
 from netsim.units import parse_time
 
 
@@ -68,7 +69,8 @@ class Compute:
             )
 
     def validate(self) -> None:
-        if self.step_time is not None and not parse_time(self.step_time) > 0:
+        check_fields(self, "compute", ComputeError)  # types first: the checks below compare
+        if self.step_time is not None and not parse_time(self.step_time, "compute.step_time") > 0:
             raise ComputeError(f"compute.step_time must be > 0, got {self.step_time!r}")
         parse_flops(self.device_flops)
         for name in ("jitter", "heterogeneity", "stragglers"):
@@ -79,7 +81,7 @@ class Compute:
         if not self.straggler_factor > 0:
             raise ComputeError("compute.straggler_factor must be > 0 (2.0 = twice as slow)")
         for key, factor in self.slowdown.items():
-            if not factor > 0:
+            if not admits(float, factor) or not factor > 0:
                 raise ComputeError(f"compute.slowdown[{key!r}] must be > 0, got {factor!r}")
 
     def base_seconds(self, batch: int, flops_per_sample: float) -> float:

@@ -19,9 +19,10 @@ How the pending steps are computed (``Settings.execution``):
 - ``grouped``: for CNN chains (Conv2d, ReLU, MaxPool2d, then Flatten and Linear), the pending
   nodes' networks as one network of grouped convolutions (grouped.py);
 - ``vmap``: any model without buffers, through ``torch.func.vmap`` of the per-node gradient;
-- ``auto``: a short calibration picks (calibration.py). On CPU the candidates are loop,
-  stacked and grouped (vmap loses to the loop for convolutions there); on CUDA vmap as well.
-  The choice is written to config.json, the timings to summary.json.
+- ``auto`` (default): a fixed rule by model and population (calibration.rule), what timing
+  picks on an idle machine, so results never depend on the machine's load; ``calibrate``:
+  timing picks (calibration.choose), opt-in and not reproducible. The mode used is written to
+  config.json, any timings to summary.json.
 
 All modes give the same gradients and losses up to float rounding (tests pin this).
 """
@@ -40,8 +41,9 @@ from netsim.engine.grouped import conv_chain, grouped_forward, grouped_step
 from netsim.engine.population import view, view_module
 from netsim.engine.stacked import chain, stacked_forward, stacked_step
 
-MODES = ("auto", "loop", "stacked", "grouped", "vmap")
-_NEEDS = {
+MODES = ("auto", "calibrate", "loop", "stacked", "grouped", "vmap")
+CHOSEN = ("auto", "calibrate")  # modes that pick one of the others
+NEEDS = {
     "stacked": "it is not a chain of Flatten, Linear and ReLU layers",
     "grouped": "it is not a chain of Conv2d, ReLU and MaxPool2d, then Flatten and Linear layers",
 }
@@ -101,14 +103,14 @@ class Steps:
             # on CPU vmap loses to the loop for convolutions and to the stacked products for
             # chains (its tracing costs a second as well), so auto times it on CUDA only
             self.candidates.remove("vmap")
-        if mode != "auto" and mode not in possible:
-            why = "it has buffers (BatchNorm)" if self._has_buffers else _NEEDS[mode]
+        if mode not in CHOSEN and mode not in possible:
+            why = "it has buffers (BatchNorm)" if self._has_buffers else NEEDS[mode]
             raise ExecutionError(
                 f"execution={mode!r} cannot run model {sim.settings.model!r}: {why}; "
                 "use execution='loop' or 'auto'"
             )
-        # "auto" computes with the loop until the caller sets the mode calibration.choose picks
-        self.mode, self.timings = ("loop" if mode == "auto" else mode), {}
+        # "auto" and "calibrate" compute with the loop until the caller sets the mode picked
+        self.mode, self.timings = ("loop" if mode in CHOSEN else mode), {}
 
     # -- the clock side ----------------------------------------------------------------
     def submit(self, node: int, batch: np.ndarray, prox=None, end=None, apply=False) -> Ticket:

@@ -7,8 +7,8 @@
 - maxmin.py: max-min fair sharing of links among concurrent flows;
 - counters.py: bytes sent and received per node.
 
-May import: numpy, torch, msgpack, simpy, ``netsim.units``. Never imports an algorithm, the
-engine, data, results or the simulation: the network knows bytes, not learning.
+May import: numpy, torch, msgpack, simpy, ``netsim.units``, ``netsim.checks``. Never imports an
+algorithm, the engine, data, results or the simulation: the network knows bytes, not learning.
 """
 
 from netsim.network.spec import Edge, Network, NetworkError

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 
+from netsim.checks import check_fields
 from netsim.units import UnitError, parse_bytes, parse_rate, parse_time
 
 _SHARINGS = ("maxmin", "fifo")
@@ -87,7 +88,7 @@ class Network:
     latency: float | str = 0.0  # one-way latency of every edge, s
     sharing: str = "maxmin"  # or "fifo"
     goodput: float | str = 1.0  # scales every capacity; "tcp": TCP_GOODPUT (1448/1514)
-    queue: int | str | None = None  # bytes per NIC direction, overflow drops; None: unlimited
+    queue: float | str | None = None  # bytes per NIC direction, overflow drops; None: unlimited
     loss: float = 0.0  # per-edge probability of dropping a message
     noise: float = 0.0  # per-edge sigma of Gaussian noise on floating payload tensors
     nodes: Mapping = field(default_factory=dict)
@@ -95,6 +96,7 @@ class Network:
 
     def resolve(self, roles: list[str]) -> ResolvedNetwork:
         """Check every field for nodes 0..len(roles)-1 (node i plays roles[i]); SI units."""
+        check_fields(self, "Network", NetworkError)
         if self.sharing not in _SHARINGS:
             raise NetworkError(f"Network.sharing = {self.sharing!r}: use one of {_SHARINGS}")
         tcp = self.goodput == "tcp"

@@ -128,13 +128,18 @@ def _plot_accuracy(runs: list[Run], exp_dir: Path, axis: str, marked: dict) -> P
             ax.plot(x_final, y_final, "*", **star)
         else:
             x, mean, lo, hi = aggregate.band([(s[0], s[1]) for s in series])
+            # the interval is drawn within what a score can be: 0-100%, an RMSE from 0
+            top = None if series[0][4] else 100.0
             ax.plot(x, mean, color=run.color, lw=1.8, label=f"{label} ({len(series)} seeds)")
-            ax.fill_between(x, lo, hi, color=run.color, alpha=0.2, lw=0)
+            ax.fill_between(x, np.clip(lo, 0, top), np.clip(hi, 0, top), color=run.color,
+                            alpha=0.2, lw=0)  # fmt: skip
             finals = [(s[2][-1], s[3][-1]) for s in series if len(s[2])]
             if finals:
                 y_mean, y_half, _ = aggregate.mean_ci([y for _, y in finals])
                 x_mean = float(np.mean([x for x, _ in finals]))
-                ax.errorbar(x_mean, y_mean, yerr=y_half, fmt="*", ecolor="black", **star)
+                low, high = np.clip([y_mean - (y_half or 0), y_mean + (y_half or 0)], 0, top)
+                bar = [[y_mean - low], [high - y_mean]]
+                ax.errorbar(x_mean, y_mean, yerr=bar, fmt="*", ecolor="black", **star)
             banded = True
         drawn = True
     if drawn:

@@ -194,3 +194,30 @@ def test_sigterm_stops_like_ctrl_c_with_rows_flushed_and_the_summary_not_complet
 
 def read_lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("from netsim import Experiment\nexperiment = Experiment(\n", "exp.py:2: syntax error: "),
+        ("import netsim\nexperiment = netsim.Experimnt('x', [])\n", "exp.py:2: AttributeError: "),
+        (EXPERIMENT.format(data="synthetic_fmnist", bandwidth="1Gbit/s", topology='"ring"'), None),
+    ],
+    ids=["syntax", "name", "unwritable-out"],
+)
+def test_a_broken_file_or_an_unwritable_out_is_one_line_before_any_run(
+    tmp_path, capsys, source, message
+):
+    from netsim.__main__ import main
+
+    spec = tmp_path / "exp.py"
+    spec.write_text(source)
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "file" / "results"
+    assert main([str(spec), "--out", str(out), "--no-progress"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("netsim: error: ")
+    if message is None:
+        assert f"cannot write results under '{out}/cli' (Not a directory)" in lines[0]
+    else:
+        assert lines[0].startswith(f"netsim: error: {spec.parent}/{message}")

@@ -5,11 +5,11 @@ from collections import defaultdict
 
 import pytest
 import torch
-from tests.conftest import make_simulation
 
 from netsim import Compute, Network
 from netsim.algorithms import ADPSGD, AllReduceSGD, P2PPull, SyncPS
 from netsim.node import Node
+from tests.conftest import make_simulation
 
 LOGISTIC = {"model": "logistic", "execution": "loop"}  # 7,850 parameters
 

@@ -5,10 +5,10 @@ import csv
 import numpy as np
 import pytest
 import torch
-from tests.conftest import make_simulation
 
 from netsim import Compute, Network
 from netsim.algorithms import DPSGD, RWM
+from tests.conftest import make_simulation
 from topologies import graphs, weights
 
 INSTANT = Network(bandwidth=1e18, latency=0.0)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.conftest import make_simulation
 
 from netsim import Compute, Network
 from netsim.algorithms import SGD, SGP, FedAvg, GoSGD
+from tests.conftest import make_simulation
 
 SLOW_NET = Network(bandwidth="20Mbit/s", latency="5ms")
 

@@ -221,7 +221,7 @@ def test_data_parallel_gives_everyone_everything_read_only():
 @pytest.mark.parametrize(
     "n, scheme, kwargs, match",
     [
-        (3, "pathological", {}, "unknown partition scheme"),
+        (3, "pathological", {}, "unknown partition 'pathological'"),
         (0, "iid", {}, "n must be an integer >= 1"),
         (3, "dirichlet", {}, "needs alpha > 0"),
         (3, "dirichlet", {"alpha": 0.0}, "needs alpha > 0"),
@@ -229,7 +229,7 @@ def test_data_parallel_gives_everyone_everything_read_only():
         (3, "iid", {"alpha": 1}, "takes no options, not alpha"),
         (3, "shards", {"shards_per_node": 0}, "shards_per_node must be"),
         (4, "shards", {"shards_per_node": 3}, "exceed 10 samples"),
-        (11, "iid", {}, "cannot split 10 samples over 11 nodes"),
+        (11, "iid", {}, "over 11 nodes with partition='iid': use fewer nodes or partition="),
     ],
 )
 def test_bad_partition_requests_raise_one_line(n, scheme, kwargs, match):

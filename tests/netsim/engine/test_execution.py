@@ -8,10 +8,11 @@ import torch
 
 from netsim import Compute, Network
 from netsim.algorithms import DPSGD, ops
-from netsim.engine.execution import ExecutionError, Ticket
+from netsim.engine.execution import ExecutionError, Steps, Ticket
 from netsim.engine.grouped import conv_chain
 from netsim.engine.population import SGD
 from netsim.engine.stacked import chain
+from netsim.experiment import ConfigError
 
 FAST = Network(bandwidth=1e15)
 CASES = [
@@ -127,10 +128,14 @@ def test_a_write_mid_step_comes_after_the_gradient_as_with_eager_steps(tmp_path)
 
 
 def test_forcing_a_batched_mode_on_a_model_it_cannot_run_says_so(make):
-    with pytest.raises(ExecutionError, match="execution='stacked' cannot run model 'small_cnn'"):
+    # before the run (netsim/preflight.py), and by the engine itself
+    with pytest.raises(ConfigError, match="execution='stacked' cannot run model 'small_cnn'"):
         make(model="small_cnn", execution="stacked")
-    with pytest.raises(ExecutionError, match="execution='grouped' cannot run model 'mlp1'"):
+    with pytest.raises(ConfigError, match="execution='grouped' cannot run model 'mlp1'"):
         make(model="mlp1", execution="grouped")
+    sim = make(model="mlp1", execution="loop")
+    with pytest.raises(ExecutionError, match="execution='grouped' cannot run model 'mlp1'"):
+        Steps(sim, sim.workload.template, "grouped")
 
 
 def test_auto_picks_one_of_the_candidates_and_records_it(simulate):

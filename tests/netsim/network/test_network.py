@@ -464,11 +464,10 @@ def test_in_flight_lists_the_messages_neither_delivered_nor_dropped_oldest_first
 
 
 def test_a_run_records_the_messages_still_in_flight_at_its_end(tmp_path):
-    from tests.conftest import make_simulation
-
     from netsim import Compute
     from netsim.algorithms import GoSGD
     from netsim.results.read import read_csv
+    from tests.conftest import make_simulation
 
     sim = make_simulation(
         GoSGD(p=1.0),

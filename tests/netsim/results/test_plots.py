@@ -334,3 +334,14 @@ def test_seeds_that_did_not_finish_are_left_out_of_the_means(tmp_path):
     row = [c.strip() for c in summary_table(tmp_path).splitlines()[2].split("|")[1:-1]]
     half = aggregate.t_quantile(1) * np.sqrt(0.005) / np.sqrt(2) * 100
     assert row[:5] == ["gossip (incomplete)", "GoSGD", "2", "2", f"55.00 ± {half:.2f}"]
+
+
+def test_a_wide_interval_is_drawn_within_0_and_100_percent(tmp_path, figures):
+    write_seeds(tmp_path, "noniid", [0.15, 0.95, 0.2])
+    plot_experiment(tmp_path)
+    ax = figures["accuracy_vs_time.png"].axes[0]
+    (band,) = [c for c in ax.collections if isinstance(c, PolyCollection) and c.get_paths()]
+    heights = band.get_paths()[0].vertices[:, 1]
+    assert heights.min() == 0.0 and heights.max() == 100.0  # the interval itself spans more
+    (bars,) = ax.containers
+    assert bars.lines[2][0].get_segments()[0][:, 1].tolist() == [0.0, 100.0]
