@@ -162,9 +162,10 @@ def test_adpsgd_never_deadlocks(tmp_path, topology, workers, extra):
     assert all(int(m["src"]) in active for m in requests if m["kind"] == "average")
 
 
-def test_p2p_round_robin_asks_every_peer_in_turn_so_each_step_is_a_permutation(tmp_path):
+@pytest.mark.parametrize("peers", ["ring", "round_robin"])
+def test_p2p_ring_asks_every_peer_in_turn_so_each_step_is_a_permutation(tmp_path, peers):
     sim = make_simulation(
-        P2PPull(peers="round_robin"),
+        P2PPull(peers=peers),
         tmp_path,
         workers=5,
         steps=8,
@@ -181,5 +182,79 @@ def test_p2p_round_robin_asks_every_peer_in_turn_so_each_step_is_a_permutation(t
         assert asked[i] == [(i + 1 + t % 4) % 5 for t in range(8)]
     for t in range(8):
         assert sorted(asked[i][t] for i in range(5)) == list(range(5))
-    with pytest.raises(ValueError, match="round_robin"):
+    with pytest.raises(ValueError, match="P2PPull.peers is 'random' or 'ring', got 'nearest'"):
         P2PPull(peers="nearest").check(5)
+    with pytest.raises(ValueError, match="P2PPull.weighting is 'equal' or 'loss', got 'best'"):
+        P2PPull(weighting="best").check(5)
+
+
+def test_contribution_weights_are_each_models_inverse_loss():
+    from netsim.algorithms.p2p import weight
+
+    assert weight(0.7, 0.7) == 0.5 and weight(1.0, 0.1) == 1 / 1.1  # 10/11 to the better
+    assert weight(0.3, 0.6) + weight(0.6, 0.3) == 1.0  # symmetric
+    assert weight(2.0, float("nan")) == weight(0.0, 0.0) == 0.5  # unknown or both perfect
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_p2p_loss_weighting_merges_with_the_mean_of_each_sides_last_ten_losses(tmp_path, compress):
+    """Each merge's weight, recomputed from steps.csv: i's losses until the merge, the peer's
+    until it sent its reply; and the merge itself is (1 - w) x_i + w x_j."""
+    sim = make_simulation(
+        P2PPull(weighting="loss", compress=compress),
+        tmp_path,
+        workers=3,
+        steps=25,
+        compute=Compute(step_time=0.05, jitter=0.3),
+        network=Network(bandwidth="1Gbit/s", latency="1ms"),
+        **LOGISTIC,
+    )
+    sim.run()
+    losses = defaultdict(list)  # node -> [(t_end, loss)]
+    for row in rows(sim.recorder.dir / "steps.csv"):
+        losses[int(row["node"])].append((float(row["t_end"]), float(row["loss"])))
+
+    def recent(node, t):
+        last = [loss for end, loss in losses[node] if end <= t][-10:]
+        return sum(last) / len(last) if last else None
+
+    replies = {
+        (m["dst"], m["t_arrive"]): (int(m["src"]), float(m["t_send"]))
+        for m in rows(sim.recorder.dir / "messages.csv")
+        if m["kind"] == "model"
+    }
+    merges = [r for r in rows(sim.recorder.dir / "records.csv") if r["name"] == "weight"]
+    assert len(merges) == 3 * 25  # one per step and worker: no reply is late
+    spread = []
+    for r in merges:
+        i, t = int(r["node"]), float(r["t"])
+        j, sent = replies[(r["node"], r["t"])]
+        l_i, l_j = recent(i, t), recent(j, sent)
+        expected = 0.5 if l_j is None else l_i / (l_i + l_j)  # a peer yet to finish a step
+        assert float(r["value"]) == pytest.approx(expected, rel=1e-12)
+        spread.append(abs(float(r["value"]) - 0.5))
+    assert max(spread) > 0.01  # the losses differ, and so do the weights
+
+
+def test_p2p_loss_weighting_moves_each_model_by_w_towards_its_peers(tmp_path):
+    """Two workers, one step, one merge each: x_0 <- (1 - w) x_0 + w x_1 with
+    w = l_0 / (l_0 + l_1), and x_1 with 1 - w; the models before the merge are a run whose
+    replies all miss a zero timeout."""
+    X = {}
+    for name, timeout in (("merged", "1s"), ("unmerged", 0)):
+        sim = make_simulation(
+            P2PPull(weighting="loss", timeout=timeout), tmp_path / name, workers=2, steps=1,
+            compute=Compute(step_time=0.05), network=Network(bandwidth="1Gbit/s", latency="1ms"),
+            **LOGISTIC,
+        )  # fmt: skip
+        sim.run()
+        X[name] = sim.X.clone()
+    l0, l1 = (float(r["loss"]) for r in rows(tmp_path / "merged" / "steps.csv"))
+    w = l0 / (l0 + l1)
+    x0, x1 = X["unmerged"]
+    assert w != 0.5 and not torch.equal(x0, x1)
+    # the same operations as sharing.masked_average_, so the same bits
+    assert torch.equal(X["merged"][0], x0.clone().mul_(1 - w).add_(x1, alpha=w))
+    w1 = l1 / (l1 + l0)  # node 1's weight for node 0's model: 1 - w up to rounding
+    assert torch.equal(X["merged"][1], x1.clone().mul_(1 - w1).add_(x0, alpha=w1))
+    assert not torch.equal(X["merged"][0], x0.clone().mul_(0.5).add_(x1, alpha=0.5))
