@@ -4,21 +4,33 @@
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import signal
 import sys
-import threading
-from pathlib import Path
 
-from netsim import specfile
-from netsim.algorithms.ops import AlgorithmError
-from netsim.data import DataError
-from netsim.engine.compute import ComputeError
-from netsim.experiment import ConfigError, Experiment
-from netsim.network import NetworkError
-from netsim.units import UnitError, parse_time
-from topologies.graphs import TopologyError
+
+def _stopped_while_starting(signum, frame):
+    what = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
+    print(f"netsim: {what} while starting; nothing was run", file=sys.stderr)
+    sys.exit(130 if signum == signal.SIGINT else 143)
+
+
+if __name__ == "__main__":  # torch and the rest take seconds to load on a cold start
+    signal.signal(signal.SIGINT, _stopped_while_starting)
+    signal.signal(signal.SIGTERM, _stopped_while_starting)
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import threading  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from netsim import specfile  # noqa: E402
+from netsim.algorithms.ops import AlgorithmError  # noqa: E402
+from netsim.data import DataError  # noqa: E402
+from netsim.engine.compute import ComputeError  # noqa: E402
+from netsim.experiment import ConfigError, Experiment  # noqa: E402
+from netsim.network import NetworkError  # noqa: E402
+from netsim.units import UnitError, parse_time  # noqa: E402
+from topologies.graphs import TopologyError  # noqa: E402
 
 USER_ERRORS = (
     AlgorithmError,
@@ -38,10 +50,18 @@ class Terminated(KeyboardInterrupt):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if threading.current_thread() is threading.main_thread():  # loaded: Python's own handling
+        if signal.getsignal(signal.SIGINT) is _stopped_while_starting:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if argv[:1] == ["worker"]:
         return worker(argv[1:])
-    with _sigterm_interrupts():
-        return experiment_main(argv)
+    try:
+        with _sigterm_interrupts():
+            return experiment_main(argv)
+    except KeyboardInterrupt as exc:  # before experiment_main's own handler (arguments)
+        print(f"netsim: {exc or 'interrupted'} while starting; nothing was run", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
 
 
 @contextlib.contextmanager

@@ -221,3 +221,31 @@ def test_a_broken_file_or_an_unwritable_out_is_one_line_before_any_run(
         assert f"cannot write results under '{out}/cli' (Not a directory)" in lines[0]
     else:
         assert lines[0].startswith(f"netsim: error: {spec.parent}/{message}")
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("after", [0.05, 0.3, 0.8, 1.5])
+def test_a_signal_at_any_moment_of_start_up_is_one_line_never_a_traceback(tmp_path, signum, after):
+    """Whenever it lands (while torch loads, the file is read, or the first run has begun),
+    the command ends with one line about it and its exit status, and nothing half-written."""
+    import json
+    import signal
+    import time
+
+    spec = tmp_path / "exp.py"
+    spec.write_text(
+        EXPERIMENT.format(data="synthetic_fmnist", bandwidth="1Gbit/s", topology='"ring"')
+    )
+    command = [sys.executable, "-m", "netsim", str(spec), "--out", str(tmp_path / "out")]
+    command += ["--no-progress", "--set", "steps=1_000_000", "--set", "eval_every=1_000_000"]
+    process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    time.sleep(after)
+    process.send_signal(getattr(signal, signum))
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == (130 if signum == "SIGINT" else 143)
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    word = "interrupted" if signum == "SIGINT" else "terminated (SIGTERM)"
+    assert last.startswith(f"netsim: {word}")
+    for summary in (tmp_path / "out").glob("cli/*/summary.json"):  # a run had started
+        assert json.loads(summary.read_text())["complete"] is False
