@@ -57,7 +57,9 @@ FILES = {
             "reason": 'why it was not delivered, empty if it was: `"loss"` (the edge\'s `loss`), '
             '`"queue"` (a full NIC `queue`: it never left its sender), `"in flight"` (still on '
             'its way when the run ended), `"unreachable"` (real runtime: the connection to its '
-            "receiver failed)",
+            'receiver failed); the faults\' (`faults=[...]`): `"offline"` (its sender or '
+            'receiver was offline when it was sent, or its receiver when it arrived), `"link '
+            'down"`, `"partition"` (dropped at send), `"loss"` (a `LossBurst`, at arrival)',
         },
     ),
     "evals.csv": (
@@ -82,7 +84,9 @@ FILES = {
     ),
     "records.csv": (
         recorder.RECORDS,
-        "One row per `node.record(name, value)`: algorithm state (see the table below).",
+        "One row per `node.record(name, value)`: algorithm state (see the table below); "
+        'with faults, the kernel\'s `"offline"` rows: 1 when a node goes offline, 0 when it '
+        "comes back (the timeline shades the intervals between).",
         {
             "t": "simulated seconds",
             "node": "the node that recorded it (a server's id is the number of workers)",

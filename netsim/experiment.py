@@ -60,6 +60,7 @@ class Settings:
     seed: int = 0
     device: str = "auto"
     execution: str = "auto"  # auto (by rule), calibrate (by timing), loop, stacked, grouped, vmap
+    faults: list | tuple = ()  # Crash, LinkDown, Partition, Slow, LossBurst, Churn (faults.py)
 
     def partition_kwargs(self) -> dict:
         return {
@@ -273,6 +274,8 @@ def _jsonable(value: Any) -> Any:
         return [[*key, _jsonable(item)] for key, item in zip(keys, value.values(), strict=True)]
     if isinstance(value, (list, tuple)):
         return [_jsonable(item) for item in value]
+    if is_dataclass(value) and not isinstance(value, type):  # a fault: its kind and fields
+        return {"name": type(value).__name__} | _jsonable(asdict(value))
     return value
 
 

@@ -95,13 +95,14 @@ class Node(NodeState):
         batch = self._data.next_batch()
         if sim.engine.defer:
             seconds = sim.compute.step_seconds(sim.base_step_seconds, self._slowdown, self.rng)
+            seconds *= sim.lives.slowdown(self.id)  # a Slow fault on now
             ticket = sim.engine.submit(self.id, batch, prox, t_start + seconds, apply)
         else:  # computed now; a calibrated compute model times it
             ticket = sim.engine.submit(self.id, batch, prox)
             measured = time.perf_counter() - started
             seconds = sim.compute.step_seconds(
                 sim.base_step_seconds, self._slowdown, self.rng, measured
-            )
+            ) * sim.lives.slowdown(self.id)
         await self.sleep(seconds)
         loss = sim.engine.result(ticket)
         return self._finish_step(t_start, loss), ticket.applied
@@ -153,9 +154,14 @@ class Node(NodeState):
         return runtime.Await(event)
 
     def _give_up(self, kind: str, event) -> None:
-        if not event.triggered:
+        if not event.triggered and event in self._waiting[kind]:  # else forgotten (offline)
             self._waiting[kind].remove(event)
             event.succeed(None)
+
+    def forget(self) -> None:
+        """The node went offline: what it held in memory, its mail and its waits, is gone."""
+        self._mail.clear()
+        self._waiting.clear()
 
     def deliver(self, message: Message) -> None:
         """Called by the simulation when the network delivers a message to this node."""

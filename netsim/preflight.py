@@ -21,6 +21,7 @@ from netsim import data as datasets
 from netsim.algorithms import hooks
 from netsim.engine import calibration
 from netsim.experiment import ConfigError, Settings
+from netsim.network import faults
 from netsim.workload import model_shape
 from topologies import graphs
 
@@ -45,6 +46,10 @@ def preflight(settings: Settings):
             )
     roles = [r[0] for r in role_names]
     settings.network.resolve(roles)
+    try:
+        faults.plan(settings.faults, roles)
+    except faults.FaultError as error:
+        raise ConfigError(str(error)) from None
     workers = roles.count("worker")
     if settings.partition == "per_user" and dataset.train_users is None:
         raise ConfigError(

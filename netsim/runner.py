@@ -144,7 +144,12 @@ def run(
     for name, settings in runs:
         _warn_few_evaluations(experiment, name, settings)
     if runtime == "real":
-        for _, settings in runs:
+        for name, settings in runs:
+            if settings.faults:
+                raise ConfigError(
+                    f"run {name!r}: faults are simulated only: the real runtime does not crash "
+                    "its processes or cut its links; drop faults= or use --runtime sim"
+                )
             hosts.experiment_modules(settings.algorithm)
     exp_dir = Path(out) / experiment.name
     summaries = {}

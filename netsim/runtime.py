@@ -15,6 +15,7 @@ from typing import Any
 import simpy
 
 _TIMEOUT = object()
+KILLED = object()  # the value of a role's process that kill() ended
 
 
 class Await:
@@ -54,6 +55,20 @@ def _drive(coro: Coroutine):
 def spawn(env: simpy.Environment, coro: Coroutine) -> simpy.Process:
     """Starts a role on the simulated clock; the returned process is itself an event."""
     return env.process(_drive(coro))
+
+
+def kill(process: simpy.Process) -> None:
+    """Ends a role where it waits, now (its node went offline): it never resumes, not even
+    for an event due at this instant (an interrupt would come later); the process's value is
+    KILLED. Never called from inside the process itself."""
+    if not process.is_alive:
+        return
+    target = process.target
+    if target is not None and target.callbacks is not None and process._resume in target.callbacks:
+        target.callbacks.remove(process._resume)
+    process._generator.close()  # GeneratorExit in _drive closes the role
+    process._ok, process._value = True, KILLED
+    process.env.schedule(process)
 
 
 def sleep(env: simpy.Environment, seconds: float) -> Await:

@@ -23,6 +23,7 @@ from netsim.engine.evaluation import Evaluator, evaluate
 from netsim.engine.execution import Steps
 from netsim.engine.population import SGD, zeros
 from netsim.experiment import Settings
+from netsim.lives import Lives, Stalled
 from netsim.network.fabric import Fabric
 from netsim.node import Node
 from netsim.results.recorder import Recorder, stopped_by
@@ -77,12 +78,14 @@ class Simulation:
             "runtime": "sim",
         }
         self.recorder = Recorder(run_dir, config, self.roles, self.progress)
+        self.lives = Lives(self)
         self.fabric = Fabric(
             self.env,
             settings.network,
             self.roles,
             np.random.default_rng([self.seed, 3]),
             self._on_message,
+            self.lives.outages,
         )
         self.optimizer = SGD(self.X, self.G, settings.momentum, settings.weight_decay)
         # BatchNorm updates its statistics in the forward pass, so such models step eagerly;
@@ -97,7 +100,7 @@ class Simulation:
         self.nodes = []
         for i, role in enumerate(self.roles):
             self.nodes.append(Node(self, i, role, work.local_data(i), work.slowdowns[i]))
-        self._role_names = roles
+        self.role_names = list(roles)  # each node's roles, the first its kind
         # eval_nodes workers, drawn once so that their curves follow the same nodes
         self.sampled = work.sampled
         self._stop = self.env.event()
@@ -149,19 +152,19 @@ class Simulation:
         every = self.settings.eval_every
         if isinstance(every, str):
             while True:
-                await runtime.sleep(self.env, parse_time(every))
+                tick = runtime.sleep(self.env, parse_time(every))
+                self.lives.tick(tick.event)
+                await tick
                 self.evaluate("subset")
+                self.lives.idle()
 
     def start(self) -> simpy.Event:
         """Spawns every role and the observer; returns the event that ends the run."""
         workers = []
-        for node, names in zip(self.nodes, self._role_names, strict=True):
-            for role in names:
-                process = runtime.spawn(self.env, getattr(self.algorithm, role)(node))
-                if role in hooks.drives(self.algorithm):
-                    workers.append(process)
+        for node, names in zip(self.nodes, self.role_names, strict=True):
+            workers += self.lives.spawn(node, names)
         runtime.spawn(self.env, self._observer())
-        until = simpy.AllOf(self.env, workers) | self._stop
+        until = simpy.AllOf(self.env, self.lives.ends(workers)) | self._stop
         if self.until is not None:
             until = until | self.env.timeout(self.until)
         return until
@@ -198,12 +201,15 @@ class Simulation:
             gc.freeze()
         try:
             self.env.run(until=until)
+        except Stalled as stall:
+            raise SimulationError(
+                f"run {self.name!r} stalled at t={self.env.now:.3f}s: {stall}"
+            ) from None
         except RuntimeError as exc:
             if "No scheduled events left" not in str(exc):
                 raise
             raise SimulationError(
-                f"run {self.name!r} stalled at t={self.env.now:.3f}s: every role waits for a "
-                "message that never comes; check the algorithm's settings and the topology"
+                f"run {self.name!r} stalled at t={self.env.now:.3f}s: {self.lives.why()}"
             ) from None
         finally:
             self.progress.close()

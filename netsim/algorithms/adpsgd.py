@@ -20,6 +20,14 @@ graph that is not bipartite, the edges inside a side go unused.
 A passive worker averages while it computes, so its gradient was taken at a model it no longer
 holds: each gradient applied records its staleness, the averagings between the read and the
 update (an active worker's own averaging counts, so its staleness is 1).
+
+Under faults (netsim.faults) an active worker needs a ``timeout`` (without one, a passive
+neighbour that went offline, or a request or reply dropped, leaves it waiting for ever; the
+run stops with a line saying so). With one, an active worker that has waited that long for
+the reply skips this averaging and applies its gradient. The average is then one-sided when
+the request arrived and only the reply was lost (the passive worker holds the average, the
+active one its own model): the workers' mean moves by the difference over n. A late reply
+still waiting when the worker sends its next request is discarded.
 """
 
 from __future__ import annotations
@@ -28,10 +36,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from netsim.algorithms import ops
+from netsim.units import parse_time
 
 
 @dataclass(frozen=True)
 class ADPSGD:
+    timeout: float | str | None = None  # s an active worker waits for the reply (faults)
     needs_connected: ClassVar[bool] = True
     sends: ClassVar[dict[str, str]] = {
         "average": "active worker to a random passive neighbour: x, its model",
@@ -42,6 +52,10 @@ class ADPSGD:
         "the gradient was taken at",
     }
 
+    def check(self, workers: int) -> None:
+        if self.timeout is not None and not parse_time(self.timeout, "ADPSGD.timeout") > 0:
+            raise ops.AlgorithmError(f"ADPSGD.timeout must be > 0 seconds, got {self.timeout!r}")
+
     def layout(self, graph):
         return ops.active_passive(graph)
 
@@ -50,14 +64,18 @@ class ADPSGD:
 
     async def worker(self, node):
         node.state.setdefault("averagings", 0)
+        timeout = None if self.timeout is None else parse_time(self.timeout)
         while not node.done:
             read = node.state["averagings"]
             await node.gradient()
             if node.out_neighbors:  # active: only its passive neighbours are out-neighbours
                 j = int(node.rng.choice(node.out_neighbors))
+                node.drain("averaged")  # late replies to requests that timed out
                 node.send(j, "average", x=node.x)
-                node.x.copy_((await node.recv("averaged")).x)
-                node.state["averagings"] += 1
+                reply = await node.recv("averaged", timeout=timeout)
+                if reply is not None:
+                    node.x.copy_(reply.x)
+                    node.state["averagings"] += 1
             node.record("staleness", node.state["averagings"] - read)
             node.apply(node.g)
 

@@ -14,6 +14,17 @@ posts its sends, takes what its peers send it in that round, and waits until its
 are delivered, as blocking sends do. Nodes are ordered by id whatever the topology: the
 collective runs over the switch. Given the same gradients, the update is SyncPS's: the same
 mean, the same optimizer step, and every worker holds the same bits.
+
+Under faults (netsim.faults) the collective needs a ``timeout`` (without one, a worker that
+went offline or a message dropped leaves its peers waiting for ever; the run stops with a
+line saying so). With one, a worker that has waited that long for a message of its step
+abandons the step's all-reduce, applies its own gradient alone and goes on; the messages of
+abandoned steps are discarded. Workers then train alone while one of them is offline (the
+schedule is fixed for n workers: a dead worker is dropped from each step after the timeout,
+not from the ring, which needs a membership protocol this does not have), and the models
+drift apart until the all-reduces succeed again. Steps are counted per worker, and a worker
+that abandons a step moves to the newest step it has heard of, so a worker that comes back
+catches up with the others.
 """
 
 from __future__ import annotations
@@ -23,11 +34,13 @@ from typing import ClassVar
 
 from netsim.algorithms import ops
 from netsim.algorithms.collectives import SCHEDULES
+from netsim.units import parse_time
 
 
 @dataclass(frozen=True)
 class AllReduceSGD:
     algorithm: str = "ring"  # "ring", "tree" or "halving_doubling"
+    timeout: float | str | None = None  # s to wait for a message before going alone (faults)
     needs_connected: ClassVar[bool] = False
     sends: ClassVar[dict[str, str]] = {
         "reduce": "a partial sum of the gradients: x, a slice of it, k, the step, t, the round",
@@ -41,6 +54,8 @@ class AllReduceSGD:
                 f"AllReduceSGD.algorithm must be one of {', '.join(SCHEDULES)}, "
                 f"got {self.algorithm!r}"
             )
+        if self.timeout is not None and not parse_time(self.timeout, "timeout") > 0:
+            raise ops.AlgorithmError(f"AllReduceSGD.timeout must be > 0 s, got {self.timeout!r}")
 
     def layout(self, graph):
         return ops.solo(graph)
@@ -51,29 +66,48 @@ class AllReduceSGD:
     async def worker(self, node):
         schedule = SCHEDULES[self.algorithm](node.world_size, node.x.numel())[node.id]
         early: dict = {}  # (src, k, t) -> a message for a later round, from a faster peer
+        timeout = None if self.timeout is None else parse_time(self.timeout)
+        k = 0
         while not node.done:
             await node.gradient()
-            g, k = node.g.clone(), node.steps
-            for t, (sends, recvs, reduce) in enumerate(schedule):
-                kind = "reduce" if reduce else "gather"
-                sent = [node.send(j, kind, x=g[a:b], k=k, t=t) for j, a, b in sends]
-                for j, a, b in recvs:
-                    x = (await _take(node, kind, (j, k, t), early)).x
-                    if reduce:
-                        g[a:b].add_(x)
-                    else:
-                        g[a:b].copy_(x)
-                if sent:
-                    await node.all_of(sent)
-            node.apply(g.div_(node.world_size))
+            g, k = node.g.clone(), (node.steps if timeout is None else k + 1)
+            if await self._reduce(node, schedule, g, k, early, timeout):
+                node.apply(g.div_(node.world_size))
+                continue
+            node.apply(node.g)  # abandoned: this worker's gradient alone
+            k = max([k, *(key[1] - 1 for key in early)])  # next: the newest step heard of
+            for key in [key for key in early if key[1] <= k]:
+                del early[key]
+
+    async def _reduce(self, node, schedule, g, k: int, early: dict, timeout) -> bool:
+        """All-reduces g in place; False if a message did not come within timeout."""
+        for t, (sends, recvs, reduce) in enumerate(schedule):
+            kind = "reduce" if reduce else "gather"
+            sent = [node.send(j, kind, x=g[a:b], k=k, t=t) for j, a, b in sends]
+            for j, a, b in recvs:
+                m = await _take(node, kind, (j, k, t), early, timeout)
+                if m is None:
+                    return False
+                if reduce:
+                    g[a:b].add_(m.x)
+                else:
+                    g[a:b].copy_(m.x)
+            if sent:
+                await node.all_of(sent)
+        return True
 
 
-async def _take(node, kind: str, key: tuple[int, int, int], early: dict):
-    """The message of kind from key's (src, step, round), keeping any other that comes first."""
+async def _take(node, kind: str, key: tuple[int, int, int], early: dict, timeout=None):
+    """The message of kind from key's (src, step, round), keeping any other that comes first
+    (of a later step, or a later round of this one); None after timeout seconds without it."""
     if key in early:
         return early.pop(key)
+    deadline = None if timeout is None else node.now + timeout
     while True:
-        m = await node.recv(kind)
+        m = await node.recv(kind, timeout=None if deadline is None else deadline - node.now)
+        if m is None:
+            return None
         if (m.src, m.k, m.t) == key:
             return m
-        early[(m.src, m.k, m.t)] = m
+        if m.k >= key[1]:  # an earlier step's, from a worker that abandoned it: discarded
+            early[(m.src, m.k, m.t)] = m

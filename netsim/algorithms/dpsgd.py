@@ -12,6 +12,14 @@ A neighbour whose model has not arrived after ``timeout`` seconds (None: wait, a
 decentralizepy's synchronous rounds do) counts as absent: its weight stays with x_i. With a
 partial sharing method, a coordinate that did not arrive from j counts as i's own value
 (sharing.masked_average), which is decentralizepy's rule.
+
+Under faults (netsim.faults) a node proceeds with the neighbours that arrived, which needs a
+``timeout``: without one, a neighbour that went offline, or a model dropped by a cut link, a
+partition or loss, leaves the node waiting for ever (the run stops with a line saying so).
+Models of rounds before the node's own are ignored; after a round it moves on to the next,
+or to the newest round a neighbour has sent it if that is later (a node that comes back,
+whose roles start again at round 0, thus catches up after one timeout). Nothing is conserved
+that a lost model could take away: each node's weights sum to 1 over what arrived.
 """
 
 from __future__ import annotations
@@ -60,7 +68,9 @@ class DPSGD:
                 node.send(j, "model", degree=node.degree, k=k, **payload)
             del payload
             await self._average(node, k, early, sent_state)
-            k += 1
+            k = max([k + 1, *early])  # k + 1, unless a neighbour is further on (faults)
+            for stale in [r for r in early if r < k]:
+                del early[stale]
 
     async def _average(self, node, k: int, early: dict, sent_state: dict) -> None:
         """Waits for round k from every neighbour (or the timeout), then averages. A function

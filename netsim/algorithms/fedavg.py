@@ -15,6 +15,13 @@ Systems heterogeneity as in FedProx: a ``stragglers`` fraction of each round's c
 a random part of its E epochs; FedAvg drops their replies, FedProx keeps the partial work
 (``FedProx(...)`` is FedAvg with ``drop_stragglers=False``). Local optimizer state (momentum)
 persists across rounds, so runs usually set momentum=0 as the papers do.
+
+Under faults (netsim.faults) the server needs a ``timeout`` (without one, a client that went
+offline, or a model or reply dropped, leaves it waiting for ever; the run stops with a line
+saying so). With one, each round waits at most that long for the replies and averages those
+that came (none: w stays); messages then carry the round, so a late reply to an earlier round
+is discarded. A client that comes back waits for the server's next model; the server's state
+is its row (kept with state "keep"). Nothing is lost but the dropped clients' work.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import ClassVar
 import torch
 
 from netsim.algorithms import ops
+from netsim.units import parse_time
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class FedAvg:
     mu: float = 0.0
     stragglers: float = 0.0
     drop_stragglers: bool = True
+    timeout: float | str | None = None  # s a round waits for replies (faults); None: all
     needs_connected: ClassVar[bool] = False
     drives: ClassVar[tuple[str, ...]] = ("server",)
     sends: ClassVar[dict[str, str]] = {
@@ -56,18 +65,27 @@ class FedAvg:
     def global_model(self, X, roles):
         return ops.server_row(X, roles)
 
+    def check(self, workers: int) -> None:
+        if self.timeout is not None and not parse_time(self.timeout, "FedAvg.timeout") > 0:
+            raise ops.AlgorithmError(f"FedAvg.timeout must be > 0 seconds, got {self.timeout!r}")
+
     def clients_per_round(self, clients: int) -> int:
         return max(1, round(self.C * clients))
 
     async def server(self, node):
         clients = node.neighbors
         m = self.clients_per_round(len(clients))
-        for _ in range(self.rounds):
+        timeout = None if self.timeout is None else parse_time(self.timeout)
+        for t in range(self.rounds):
             chosen = sorted(int(k) for k in node.rng.choice(clients, m, replace=False))
             slow = set(node.rng.permutation(chosen)[: round(self.stragglers * m)].tolist())
+            tag = {} if timeout is None else {"t": t}  # which round a reply answers
             for k in chosen:
-                node.send(k, "model", x=node.x, partial=k in slow)
-            replies = [await node.recv("update") for _ in chosen]
+                node.send(k, "model", x=node.x, partial=k in slow, **tag)
+            if timeout is None:
+                replies = [await node.recv("update") for _ in chosen]
+            else:
+                replies = await _replies(node, t, len(chosen), node.now + timeout)
             kept = [r for r in replies if not (r.partial and self.drop_stragglers)]
             if kept:
                 total = sum(r.n for r in kept)
@@ -82,7 +100,20 @@ class FedAvg:
             if model.partial and steps > 1:
                 steps = int(node.rng.integers(1, steps))
             await node.train(steps, prox=(self.mu, model.x) if self.mu else None)
-            node.send(model.src, "update", x=node.x, n=node.samples, partial=model.partial)
+            tag = {"t": model.t} if "t" in model.payload else {}
+            node.send(model.src, "update", x=node.x, n=node.samples, partial=model.partial, **tag)
+
+
+async def _replies(node, t: int, count: int, deadline: float) -> list:
+    """Round t's replies that come before the deadline (at most count)."""
+    replies = []
+    while len(replies) < count:
+        reply = await node.recv("update", timeout=deadline - node.now)
+        if reply is None:
+            break
+        if reply.t == t:
+            replies.append(reply)
+    return replies
 
 
 def FedProx(mu: float = 0.01, **hyper) -> FedAvg:  # noqa: N802 (reads as the algorithm's name)

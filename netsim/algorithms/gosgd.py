@@ -29,6 +29,14 @@ weights are held as logarithms (``log_alpha``, in the state and in each push), w
 underflow; without loss the arithmetic is the paper's. The lost weight is not recovered (a sender
 does not learn that its push was lost), so under loss the models still reach consensus, on a mean
 weighted by who lost what, as push-sum does without loss recovery.
+
+Under faults (netsim.faults) GoSGD never waits, so it needs no timeout. A push dropped because
+its receiver is offline, its link is down or a partition or loss burst is on is lost with its
+weight, as above; the mass lost is not recovered and the log-weights keep merges going. A node
+that goes offline keeps its weight while away (it is in ``node.state``, kept with state
+"keep"); one that comes back with state "reset" starts again from x0 with weight 1/M, so the
+total weight then exceeds 1 by that much. Only ratios of weights enter a merge, so neither
+changes the rule, only whose models count for more.
 """
 
 from __future__ import annotations
@@ -68,7 +76,7 @@ class GoSGD:
         return ops.worker_mean(X, roles)
 
     async def worker(self, node):
-        node.state["log_alpha"] = -math.log(node.world_size)
+        node.state.setdefault("log_alpha", -math.log(node.world_size))  # kept on a comeback
         sent_state: dict = {}
         while not node.done:
             for message in node.drain("gossip"):

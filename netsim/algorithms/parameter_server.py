@@ -10,6 +10,19 @@ Asynchronous (Cui 2019's centralized baseline; the server's link is the bottlene
 
 The server node gets its own NIC, so ``Network(nodes={"server": {"bandwidth": "300Mbit/s"}})``
 puts the bottleneck where it is in the study.
+
+Under faults (netsim.faults) both need a ``timeout`` (without one, a gradient or a model that
+never comes leaves them waiting for ever; the run stops with a line saying so):
+
+- SyncPS: the server waits for the workers it counts as alive, at most ``timeout`` seconds a
+  round, then steps with the mean of the gradients that came and sends x to every worker. A
+  worker whose gradient missed the round is dropped: later rounds do not wait for it, until
+  a gradient of its arrives again (a worker that comes back rejoins so). A worker that has
+  waited ``timeout`` for x takes a new gradient at the x it holds and sends that.
+- AsyncPS: a worker that has waited ``timeout`` for the reply to its gradient takes a new
+  gradient at the x it holds and sends that; the server never waits on any one worker.
+
+A server that goes offline loses nothing it needs (x is its row, kept with state "keep").
 """
 
 from __future__ import annotations
@@ -20,10 +33,12 @@ from typing import ClassVar
 import torch
 
 from netsim.algorithms import ops
+from netsim.units import parse_time
 
 
 @dataclass(frozen=True)
 class SyncPS:
+    timeout: float | str | None = None  # s a round waits for gradients (faults); None: all
     needs_connected: ClassVar[bool] = False
     sends: ClassVar[dict[str, str]] = {
         "grad": "worker to server: g, the gradient at the worker's x",
@@ -37,23 +52,50 @@ class SyncPS:
     def global_model(self, X, roles):
         return ops.server_row(X, roles)
 
+    def check(self, workers: int) -> None:
+        _check_timeout("SyncPS", self.timeout)
+
     async def worker(self, node):
-        server = node.out_neighbors[0]
+        server, timeout = node.out_neighbors[0], _seconds(self.timeout)
         while not node.done:
             await node.gradient()
             node.send(server, "grad", g=node.g)
-            node.x.copy_((await node.recv("params")).x)
+            reply = await node.recv("params", timeout=timeout)
+            if reply is not None:  # the newest model, if several came
+                node.x.copy_(([reply] + node.drain("params"))[-1].x)
 
     async def server(self, node):
+        timeout, alive = _seconds(self.timeout), set(node.neighbors)
         while True:
-            grads = [(await node.recv("grad")).g for _ in range(node.world_size)]
+            if timeout is None:
+                grads = [(await node.recv("grad")).g for _ in range(node.world_size)]
+            else:
+                grads = await self._round(node, timeout, alive)
             node.apply(torch.stack(grads).mean(0))
             for worker in node.neighbors:
                 node.send(worker, "params", x=node.x)
 
+    async def _round(self, node, timeout: float, alive: set) -> list:
+        """The gradients of one round: from every worker alive, or those that came within
+        timeout; the others are dropped from alive (in place) until they send again."""
+        got = {}
+        if not alive:  # every worker dropped: the next gradient starts the round
+            m = await node.recv("grad")
+            got[m.src] = m.g
+        deadline = node.now + timeout
+        while not alive <= got.keys():
+            m = await node.recv("grad", timeout=deadline - node.now)
+            if m is None:
+                break
+            got[m.src] = m.g
+        alive.clear()
+        alive.update(got)
+        return list(got.values())
+
 
 @dataclass(frozen=True)
 class AsyncPS:
+    timeout: float | str | None = None  # s a worker waits for the reply (faults); None: ever
     needs_connected: ClassVar[bool] = False
     sends: ClassVar[dict[str, str]] = {
         "grad": "worker to server: g, and the version of the model it was taken at",
@@ -69,12 +111,18 @@ class AsyncPS:
     def global_model(self, X, roles):
         return ops.server_row(X, roles)
 
+    def check(self, workers: int) -> None:
+        _check_timeout("AsyncPS", self.timeout)
+
     async def worker(self, node):
-        server, version = node.out_neighbors[0], 0
+        server, version, timeout = node.out_neighbors[0], 0, _seconds(self.timeout)
         while not node.done:
             await node.gradient()
             node.send(server, "grad", g=node.g, version=version)
-            reply = await node.recv("params")
+            reply = await node.recv("params", timeout=timeout)
+            if reply is None:  # lost on the way, or the server is offline: a new gradient
+                continue
+            reply = ([reply] + node.drain("params"))[-1]  # late replies: the newest
             node.x.copy_(reply.x)
             version = reply.version
 
@@ -86,3 +134,12 @@ class AsyncPS:
             node.apply(push.g)
             version += 1
             node.send(push.src, "params", x=node.x, version=version)
+
+
+def _check_timeout(name: str, timeout) -> None:
+    if timeout is not None and not parse_time(timeout, f"{name}.timeout") > 0:
+        raise ops.AlgorithmError(f"{name}.timeout must be > 0 seconds, got {timeout!r}")
+
+
+def _seconds(timeout) -> float | None:
+    return None if timeout is None else parse_time(timeout)

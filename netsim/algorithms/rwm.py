@@ -12,6 +12,14 @@ waits for ever), then loops:
 Each model received is averaged exactly once. A node that stops absorbs the walks that reach
 it, so the run stops when the first node completes its iterations (stop = "first"); curves use
 the iterations every node reached.
+
+Under faults (netsim.faults) a walk sent to an offline node, or over a cut link, a partition
+or a lossy edge, is lost. With ``timeout``, a node that has waited that long for a model starts
+a new walk from its own model and age and trains on (without one it would wait for ever, and
+the run stops with a line saying so), so the walks survive nodes going offline; a node that
+comes back starts a walk as at the start, with its age kept (state "keep") or 0 ("reset").
+Walks are thus not conserved under faults: lost ones are replaced, and a walk that was only
+slow may meet its replacement.
 """
 
 from __future__ import annotations
@@ -20,11 +28,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from netsim.algorithms import ops, sharing
+from netsim.units import parse_time
 
 
 @dataclass(frozen=True)
 class RWM:
     share: Any = field(default_factory=sharing.Full)
+    timeout: float | str | None = None  # s without a model before a node starts a new walk
     needs_connected: ClassVar[bool] = True
     stop: ClassVar[str] = "first"
     sends: ClassVar[dict[str, str]] = {
@@ -36,6 +46,8 @@ class RWM:
 
     def check(self, workers: int) -> None:
         ops.check_peers("RWM", workers)
+        if self.timeout is not None:
+            parse_time(self.timeout, "RWM.timeout")
 
     def layout(self, graph):
         return ops.solo(graph)
@@ -47,12 +59,16 @@ class RWM:
         sent_state: dict = {}
         if hasattr(self.share, "after_averaging"):  # partial sharing measures change from x0
             self.share.after_averaging(node.x, sent_state)
-        node.state["age"] = 0
+        node.state.setdefault("age", 0)  # kept when a node comes back with its state
+        timeout = None if self.timeout is None else parse_time(self.timeout)
         self._walk(node, sent_state)
         while not node.done:
             await node.train()
             node.state["age"] += 1
-            m = await node.recv("model")
+            m = await node.recv("model", timeout=timeout)
+            if m is None:  # the walks that would reach us were lost: start a new one
+                self._walk(node, sent_state)
+                continue
             x_j, mask = self.share.decode(m.payload, node.x)
             age, age_j = node.state["age"], m.age  # age >= 1 after the step
             w_j = age_j / (age + age_j)

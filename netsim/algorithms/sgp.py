@@ -21,6 +21,16 @@ waited (0..tau).
 (the topology's out-neighbours, an equal split among them and i itself, every round), or a
 ``topologies.schedules.Schedule`` of column-stochastic matrices. ``node.x`` holds z_i, so the
 global model is the average of the de-biased parameters; ``node.state["w"]`` is w_i.
+
+Under faults (netsim.faults) SGP needs a ``timeout`` (without one, a push that never comes
+leaves its receiver waiting for ever; the run stops with a line saying so). With one, a node
+that has waited that long for a round's pushes mixes in what came and goes on, and if a
+later round's push has come it moves on to that round. Push-sum mass is lost: a push dropped
+(its receiver offline, a cut link, a partition, loss) takes its shares of x and w with it, so
+the sum of the w_i falls below n; z_i = x_i / w_i stays a weighted average of models, and
+consensus still holds, on a mean weighted by who lost what. Nothing recovers the lost mass.
+A node that comes back starts again with w_i = 1 and x_i = z_i (its model, or x0 with state
+"reset") at round 0, which adds mass, and catches up after one timeout.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from netsim.algorithms import ops
+from netsim.units import parse_time
 from topologies import schedules
 
 
@@ -40,6 +51,7 @@ from topologies import schedules
 class SGP:
     schedule: Any = "one_peer_exponential"
     overlap: int = 0
+    timeout: float | str | None = None  # s to wait for a round's pushes (faults); None: ever
     needs_connected: ClassVar[bool] = True
     sends: ClassVar[dict[str, str]] = {
         "push": "to each out-neighbour of round k: x and w, its shares of i's mass, and k",
@@ -56,6 +68,8 @@ class SGP:
             raise ops.AlgorithmError(
                 f"SGP.overlap is a whole number of rounds >= 0, got {self.overlap}"
             )
+        if self.timeout is not None and not parse_time(self.timeout, "SGP.timeout") > 0:
+            raise ops.AlgorithmError(f"SGP.timeout must be > 0 seconds, got {self.timeout!r}")
 
     def layout(self, graph):
         return ops.solo(graph)
@@ -78,8 +92,13 @@ class SGP:
             w *= keep
             arrived = early + node.drain("push")
             r = k - self.overlap
+            deadline = None if self.timeout is None else node.now + parse_time(self.timeout)
             while r >= 0 and received[r] + sum(m.k == r for m in arrived) < self._in_count(node, r):
-                arrived.append(await node.recv("push"))
+                m = await node.recv("push", None if deadline is None else deadline - node.now)
+                if m is None:  # timed out (faults): mix what came, go on from the newest round
+                    k = max([k, *(push.k - 1 for push in arrived)])
+                    break
+                arrived.append(m)
             # mixing a later round's push now would make this round's matrix depend on timing
             early = [m for m in arrived if m.k > k]
             for m in arrived:

@@ -116,6 +116,12 @@ class SGD:
         self.M = zeros(X.shape, X.device) if momentum else None
         self._started = [False] * X.shape[0]  # torch starts a buffer as a copy of the first d
 
+    def reset(self, i: int) -> None:
+        """Row i's optimizer state as at the start (a node restarted with state="reset")."""
+        if self.M is not None:
+            self.M[i].zero_()
+        self._started[i] = False
+
     def step(self, i: int, lr: float) -> None:
         x, d = self.X[i], self.G[i]
         if self.weight_decay:

@@ -5,7 +5,10 @@
 - noise.py: the Gaussian noise a noisy edge adds to a payload;
 - fabric.py: messages on the simulated clock (latency, uplink, edge, downlink, loss, noise);
 - maxmin.py: max-min fair sharing of links among concurrent flows;
-- counters.py: bytes sent and received per node.
+- counters.py: bytes sent and received per node;
+- faults.py: crashes, cut links, partitions, slow intervals, loss bursts and churn, declared
+  and checked (``faults=[...]``); outages.py: them on the clock, asked by the fabric for
+  every message and telling the simulation when nodes go offline and come back.
 
 May import: numpy, torch, msgpack, simpy, ``netsim.units``, ``netsim.checks``. Never imports an
 algorithm, the engine, data, results or the simulation: the network knows bytes, not learning.

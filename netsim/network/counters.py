@@ -13,7 +13,9 @@ from typing import Any
 
 from netsim.network.message import Message
 
-_SENT = ("", "loss")  # the fates of messages that used bandwidth
+# the fates of messages that their senders sent: what faults drop at send is counted as sent,
+# as the sender does not know
+_SENT = ("", "loss", "offline", "link down", "partition")
 
 
 @dataclass
@@ -52,10 +54,12 @@ def _total(tallies: list[Tally]) -> Tally:
 class Counters:
     """What crossed the network.
 
-    sent: transfers that used bandwidth (lost messages too), counted when the transfer ends,
-    per source node, per directed edge (src, dst) and per kind. received: delivered messages
-    per destination node. dropped: per reason ("queue", "loss"). A message a node sends to
-    itself never touches the network and is not counted.
+    sent: messages their senders sent (lost ones too, and those faults dropped, which the
+    sender cannot tell from lost), counted when their fate is known, per source node, per
+    directed edge (src, dst) and per kind. received: delivered messages per destination node.
+    dropped: per reason ("queue", "loss", and the faults' "offline", "link down",
+    "partition"). A message a node sends to itself never touches the network and is not
+    counted.
     """
 
     def __init__(self, n: int):
@@ -99,7 +103,7 @@ class Counters:
 
     @property
     def dropped(self) -> dict[str, Tally]:
-        return self._view(itemgetter(3), ("queue", "loss"))
+        return self._view(itemgetter(3), ("queue", *_SENT[1:]))
 
     def sent_bytes(self, node: int) -> int:
         return self.sent[node].bytes

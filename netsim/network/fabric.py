@@ -25,6 +25,7 @@ from netsim.network.counters import Counters
 from netsim.network.maxmin import NO_LINK, MaxMin
 from netsim.network.message import Message
 from netsim.network.noise import noisy
+from netsim.network.outages import Outages
 from netsim.network.spec import Edge, Network
 
 
@@ -51,8 +52,9 @@ class Fabric:
         roles: list[str],
         rng: np.random.Generator,
         on_done: Callable[[Message], None],
+        faults: Outages | None = None,
     ):
-        self.env, self.rng, self.on_done = env, rng, on_done
+        self.env, self.rng, self.on_done, self.faults = env, rng, on_done, faults
         self.net = network.resolve(roles)
         self.counters = Counters(len(roles))
         # messages on their way, in send order: still there when the run ends, they are
@@ -96,11 +98,17 @@ class Fabric:
         src, dst = msg.src, msg.dst
         edge = self._edges.get((src, dst), self.net.default) if self._edges else self.net.default
         lost = src != dst and edge.loss > 0 and self.rng.random() < edge.loss
+        fault = ""
+        if self.faults is not None and src != dst:
+            fault = self.faults.at_send(src, dst)
+            lost = lost or (not fault and self.faults.bursts and self.faults.lost())
         # msg.size here, so that a payload that cannot be sent fails at the sender.
         transfer = _Transfer(env, msg, msg.size, edge, lost)
         self._flying[transfer] = None
         if src == dst:
             env.timeout(0).callbacks.append(lambda _: self._finish(transfer))
+        elif fault:  # never enters the network
+            env.timeout(0).callbacks.append(lambda _: self._finish(transfer, fault))
         elif not self._enter(self._queued_up, src, transfer.size):
             env.timeout(0).callbacks.append(lambda _: self._finish(transfer, "queue"))
         elif self._fifo:
@@ -204,6 +212,8 @@ class Fabric:
         self._finish(transfer)
 
     def _finish(self, transfer: _Transfer, drop_reason: str = ""):
+        if not drop_reason and self.faults is not None and self.faults.offline(transfer.dst):
+            drop_reason = "offline"  # its receiver went offline while it was on its way
         del self._flying[transfer]
         msg = transfer.msg
         msg.t_arrive = self.env.now
