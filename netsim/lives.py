@@ -9,10 +9,10 @@ every step it made). The run ends when every node that drives it has finished it
 gone offline for good.
 
 A stall: nothing is left to happen but the faults' own events (and the observer's), while the
-roles wait. It is declared at once if no node can come back, else when that keeps happening
-n + 1 times without a step by a node that did not just come back (churn drawn from a
-distribution goes on for ever, so a stalled run would otherwise never end). A run with
-``until`` is not checked: it ends then.
+roles wait. It is declared at once if no node can come back, else when, after nodes came
+back, that keeps happening n + 1 times without a step by a node that did not just come back
+(churn drawn from a distribution goes on for ever, so a stalled run would otherwise never
+end). A run with ``until`` is not checked: it ends then.
 """
 
 from __future__ import annotations
@@ -112,6 +112,10 @@ class Lives:
         queued = self.background | (self.outages.queued if self.outages else set())
         if any(id(event) not in queued for *_, event in self.env._queue):
             return
+        if not (self.outages and self.outages.can_come_back):
+            raise Stalled(self.why())
+        if not self.restarted or all(self.gone):  # nothing came back yet to unblock them
+            return
         steps = [node.steps for node in sim.nodes]
         moved = self._steps is None or any(
             now != before
@@ -120,7 +124,7 @@ class Lives:
         )
         self._quiet = 0 if moved else self._quiet + 1
         self._steps, self.restarted = steps, set()
-        if not (self.outages and self.outages.can_come_back) or self._quiet > len(steps):
+        if self._quiet > len(steps):
             raise Stalled(self.why())
 
     def why(self) -> str:

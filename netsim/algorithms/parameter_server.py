@@ -71,6 +71,8 @@ class SyncPS:
                 grads = [(await node.recv("grad")).g for _ in range(node.world_size)]
             else:
                 grads = await self._round(node, timeout, alive)
+                if not grads:  # nobody answered: the next gradient starts a round
+                    continue
             node.apply(torch.stack(grads).mean(0))
             for worker in node.neighbors:
                 node.send(worker, "params", x=node.x)
