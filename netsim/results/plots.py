@@ -120,6 +120,8 @@ def _plot_accuracy(runs: list[Run], exp_dir: Path, axis: str, marked: dict) -> P
         if not series:
             continue
         rating &= all(s[4] for s in series)
+        if axis == "time":  # faults: the run's offline periods, darker as more overlap
+            _timeline.shade_offline(ax, run)
         label = run.name + (f" ({ROUNDS})" if mixed and run.config.get("round_size") else "")
         star = {"color": run.color, "ms": 14, "mec": "black", "mew": 0.8}
         if len(series) == 1:

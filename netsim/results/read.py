@@ -34,6 +34,8 @@ class Run(NamedTuple):
     color: tuple | None = None  # set by plots.py: one colour per run in every figure
     # a run of several seeds: every seed's Run (the fields above are the first seed's)
     seeds: tuple = ()
+    # with faults: {node: [(went offline, came back or None), ...]} from records.csv
+    offline: dict | None = None
 
 
 def read_json(path: Path) -> dict:
@@ -129,7 +131,28 @@ def _load_one(name: str, folder: Path) -> Run:
     messages = read_csv(folder / "messages.csv", text=("kind", "reason"))
     evals = read_csv(folder / "evals.csv", text=("node", "split"))
     summary = read_json(folder / "summary.json")
-    return Run(name, _roles(config, steps, messages), config, summary, steps, messages, evals)
+    roles = _roles(config, steps, messages)
+    offline = offline_intervals(folder / "records.csv") if config.get("faults") else None
+    return Run(name, roles, config, summary, steps, messages, evals, offline=offline)
+
+
+def offline_intervals(path: Path) -> dict[int, list[tuple[float, float | None]]]:
+    """{node: [(t it went offline, t it came back, None if it never did)]} from the rows
+    ``offline`` = 1 and 0 that the simulation records (netsim/lives.py)."""
+    intervals: dict[int, list[list]] = {}
+    try:
+        with open(path, newline="") as handle:
+            for row in csv.DictReader(handle):
+                if row.get("name") != "offline" or None in row.values():
+                    continue
+                spans = intervals.setdefault(int(row["node"]), [])
+                if row["value"] == "1":
+                    spans.append([float(row["t"]), None])
+                elif spans and spans[-1][1] is None:
+                    spans[-1][1] = float(row["t"])
+    except (FileNotFoundError, ValueError):
+        pass
+    return {node: [tuple(span) for span in spans] for node, spans in intervals.items()}
 
 
 def load(exp_dir: Path, runs: list[str] | None = None, seeds: dict | None = None) -> list[Run]:

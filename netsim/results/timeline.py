@@ -15,6 +15,7 @@ MAX_HEIGHT = 12.0  # inches (1,440 px): more nodes share it in thinner rows
 ROW_HEIGHT = 0.32  # inches per node, until MAX_HEIGHT
 COMPUTE_SHADES = ("0.5", "0.7")  # odd and even steps
 DROPPED_COLOR = "tab:red"
+OFFLINE_COLOR = "mistyrose"  # a node's row while it is offline (faults)
 # Message kinds avoid the compute grey and the dropped red, so every bar reads one way.
 KIND_COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:cyan", "tab:olive"]
 
@@ -82,6 +83,11 @@ def figure(runs: list[Run], timeline=None):
         )
     for ax, run in zip(axes[: len(shown)], shown, strict=True):
         labels = node_labels(run.roles)
+        for node, spans in (run.offline or {}).items():
+            for a, b in spans:
+                b = end if b is None else min(b, end)
+                if b > start and a < end:
+                    ax.axhspan(node - 0.5, node + 0.5, *_fraction(a, b, window), fc=OFFLINE_COLOR)
         if run.steps:
             s = run.steps
             for i in range(len(labels)):
@@ -106,10 +112,27 @@ def figure(runs: list[Run], timeline=None):
         Patch(color=COMPUTE_SHADES[1], label="compute, even steps"),
     ]
     handles += [Patch(color=c, alpha=0.6, label=k) for k, c in kind_color.items()]
+    if any(run.offline for run in runs):
+        handles.append(Patch(color=OFFLINE_COLOR, label="offline"))
     if any(np.any(run.messages.get("dropped", np.empty(0)) == 1) for run in runs):
         handles.append(Patch(fc="white", ec=DROPPED_COLOR, hatch="////", label="dropped"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6))
     return fig
+
+
+def shade_offline(ax, run: Run) -> None:
+    """Each offline interval of the run's nodes as a faint band of the run's colour across
+    the axes (an accuracy curve against simulated time): darker where more nodes are down."""
+    last = _last_time([run])
+    for spans in (run.offline or {}).values():
+        for a, b in spans:
+            ax.axvspan(a, last if b is None else b, color=run.color or "0.5", alpha=0.06, lw=0)
+
+
+def _fraction(a: float, b: float, window: tuple[float, float]) -> tuple[float, float]:
+    """[a, b] as fractions of the window's width (axhspan's xmin and xmax)."""
+    start, end = window
+    return max(a - start, 0.0) / (end - start), (min(b, end) - start) / (end - start)
 
 
 def _spans(start: np.ndarray, end: np.ndarray) -> np.ndarray:
