@@ -74,48 +74,53 @@ def main() -> int:
     runs = Path(tempfile.mkdtemp(prefix="ns3-", dir=out))
     hystart = "off" if args.no_hystart else "on"
     print(f"{LATENCY} one way, drop-tail queues of {args.queue} packets, HyStart {hystart}")
-    print("| pattern | messages | netsim last (s) | ns-3 last (s) | error |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    everything = []
+    print("| pattern | messages | netsim last (s) | ns-3 last (s) | error | median | ns-3 drops |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    families: dict[str, list] = {}  # "fan-in": [(netsim, ns-3) per message]
     for name, pattern, rate in [c for c in cases(args.quick) if args.only in c[0]]:
         network = Network(rate, LATENCY, goodput=ns3_model.GOODPUT)
         folder = name.replace(" ", "_").replace(",", "")
         result = ns3_harness.compare(
             folder, pattern, network, runs, args.queue, hystart=not args.no_hystart
         )
-        everything += result.pairs()
+        families.setdefault(name.split()[0], []).extend(result.pairs())
         lost = result.packet.count(None)
         note = f" ({lost} unfinished)" if lost else ""
+        pairs = np.array(result.pairs())
         print(
             f"| {name} | {len(pattern.schedule)} | {result.flow_last:.4f} | "
-            f"{result.packet_last:.4f}{note} | {result.flow_last / result.packet_last - 1:+.1%} |",
+            f"{result.packet_last:.4f}{note} | {result.flow_last / result.packet_last - 1:+.1%} "
+            f"| {np.median(pairs[:, 0] / pairs[:, 1] - 1):+.1%} | {result.drops} |",
             flush=True,
         )
-    pairs = np.array(everything)
+    pairs = np.array([pair for family in families.values() for pair in family])
     errors = np.abs(pairs[:, 0] / pairs[:, 1] - 1)
     p50, p95, p100 = np.percentile(errors, [50, 95, 100])
     print(
         f"\nper message |netsim/ns-3 - 1| over {len(errors)} messages: median {p50:.1%}, "
         f"p95 {p95:.1%}, max {p100:.1%}; netsim faster for {np.mean(pairs[:, 0] < pairs[:, 1]):.0%}"
     )
-    scatter(pairs, out / "ns3_scatter.png")
+    scatter(families, out / "ns3_scatter.png")
     return 0
 
 
-def scatter(pairs: np.ndarray, path: Path) -> None:
+def scatter(families: dict[str, list], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.loglog(pairs[:, 1], pairs[:, 0], ".", alpha=0.3, markersize=3, label="one message")
-    lo, hi = pairs.min() * 0.8, pairs.max() * 1.25
+    for family, pairs in families.items():
+        pairs = np.array(pairs)
+        ax.loglog(pairs[:, 1], pairs[:, 0], ".", alpha=0.4, markersize=4, label=family)
+    every = np.array([pair for pairs in families.values() for pair in pairs])
+    lo, hi = every.min() * 0.8, every.max() * 1.25
     ax.plot([lo, hi], [lo, hi], "k--", linewidth=1, label="y = x")
     ax.set_xlabel("ns-3 completion time (s), packet-level TCP Cubic")
     ax.set_ylabel("netsim completion time (s), max-min flows")
-    ax.set_title("netsim vs ns-3, per message")
-    ax.legend()
+    ax.set_title("netsim vs ns-3, one point per message")
+    ax.legend(fontsize=8, markerscale=2)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     print(f"scatter plot: {path}")

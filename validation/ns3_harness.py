@@ -27,6 +27,7 @@ class Result:
     packet: list[float | None]  # ns-3's; None: not finished
     flow_last: float  # last arrival - first send, s
     packet_last: float  # nan if a message did not finish
+    drops: int  # packets ns-3's switch dropped
 
     def pairs(self) -> list[tuple[float, float]]:
         return [(f, p) for f, p in zip(self.flow, self.packet, strict=True) if p is not None]
@@ -59,8 +60,8 @@ def compare(
         queue = ns3_model.bdp_packets(max(up), latency)
     t0 = rows[0]["t_send"]
     transfers = [(r["t_send"] - t0, r["src"], r["dst"], r["bytes"]) for r in rows]
-    packet = ns3_model.simulate(transfers, up, down, latency, int(queue), hystart)
+    packet, drops = ns3_model.simulate(transfers, up, down, latency, int(queue), hystart)
     flow = [r["t_arrive"] - r["t_send"] for r in rows]
     last = lambda times: max(t + d for (t, *_), d in zip(transfers, times, strict=True))
     packet_last = float("nan") if None in packet else last(packet)
-    return Result(flow, packet, last(flow), packet_last)
+    return Result(flow, packet, last(flow), packet_last, drops)

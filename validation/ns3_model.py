@@ -44,6 +44,10 @@ using namespace ns3;
 std::vector<Ptr<Socket>> senders;
 std::vector<uint64_t> left, got, want;
 std::vector<double> start, done;
+uint64_t drops;
+uint64_t forwarded;
+
+void Forwarded(const Ipv4Header&, Ptr<const Packet>, uint32_t) { forwarded++; }
 
 void Push(uint32_t k, Ptr<Socket> s, uint32_t) {
   while (left[k] > 0 && s->GetTxAvailable() > 0) {
@@ -121,7 +125,16 @@ std::vector<double> Run(const std::vector<double>& up, const std::vector<double>
     Simulator::Schedule(Seconds(start[k]), &Start, k);
   }
   Simulator::Stop(Seconds(until));
+  forwarded = 0;
+  hub->GetObject<Ipv4L3Protocol>()->TraceConnectWithoutContext(
+      "UnicastForward", MakeCallback(&Forwarded));
   Simulator::Run();
+  // A full port's queue stops its device, and the traffic-control layer discards (without
+  // a trace) what comes next: the packets a drop-tail queue drops.
+  drops = forwarded;
+  for (uint32_t d = 0; d < hub->GetNDevices(); d++)
+    if (auto port = DynamicCast<PointToPointNetDevice>(hub->GetDevice(d)))
+      drops -= port->GetQueue()->GetTotalReceivedPackets();
   Simulator::Destroy();
   senders.clear();
   return done;
@@ -160,11 +173,11 @@ def simulate(
     queue: int,
     hystart: bool = True,
     until: float = 600.0,
-) -> list[float | None]:
+) -> tuple[list[float | None], int]:
     """Each transfer's (t, src, dst, bytes) completion time in s (None if unfinished at
-    WARMUP + until), over node i's uplink up[i] and downlink down[i] (bits/s on the wire)
-    with `latency` s one way and drop-tail queues of `queue` packets; hystart=False keeps
-    Cubic in slow start until a loss."""
+    WARMUP + until) and the packets the switch's ports dropped, over node i's uplink up[i]
+    and downlink down[i] (bits/s on the wire) with `latency` s one way and drop-tail switch
+    ports of `queue` packets; hystart=False keeps Cubic in slow start until a loss."""
     model = _ns()
     t, src, dst, size = (list(column) for column in zip(*transfers, strict=True))
     done = model.Run(
@@ -180,4 +193,4 @@ def simulate(
         WARMUP + until,
         hystart,
     )
-    return [None if x < 0 else float(x) for x in done]
+    return [None if x < 0 else float(x) for x in done], int(model.drops)

@@ -46,13 +46,14 @@ def test_fan_in_of_4_into_one_100_mbit_s_nic(tmp_path):
     pattern = patterns.fan_in(4, MB)
     result = ns3_harness.compare("fan_in", pattern, network, tmp_path, queue=1000)
     check(result, pattern, 0.03)
+    assert result.drops == 0
     assert result.packet_last > 4 * MB * 8 / (RATE * ns3_model.GOODPUT)  # one NIC's worth
 
 
 def test_ns3_time_grows_with_size_and_falls_with_rate():
     one = lambda size, rate: ns3_model.simulate(
         [(0.0, 0, 1, size)], [rate] * 2, [rate] * 2, LATENCY, 100
-    )[0]
+    )[0][0]
     assert one(2 * MB, RATE) > 1.8 * one(MB, RATE)
     # 3.6 times faster at 10 times the rate: slow start, then HyStart's early exit from it
     assert one(4 * MB, 10 * RATE) < one(4 * MB, RATE) / 3
