@@ -4,6 +4,9 @@
 
 Run it with ``workers=1``; with more workers every one trains alone on its own shard and the
 global model is their average (a "no communication" baseline).
+
+Under faults (netsim.faults) only crashes, slow intervals and churn matter (it sends nothing):
+an offline worker does not train, and comes back with its parameters or x0 ("reset").
 """
 
 from __future__ import annotations
