@@ -123,10 +123,10 @@ def figure(runs: list[Run], timeline=None):
 def shade_offline(ax, run: Run) -> None:
     """Each offline interval of the run's nodes as a faint band of the run's colour across
     the axes (an accuracy curve against simulated time): darker where more nodes are down."""
-    last = _last_time([run])
+    last, alpha = _last_time([run]), 0.15 / max(len(run.roles), 1)  # all down: about 0.14
     for spans in (run.offline or {}).values():
         for a, b in spans:
-            ax.axvspan(a, last if b is None else b, color=run.color or "0.5", alpha=0.06, lw=0)
+            ax.axvspan(a, last if b is None else b, color=run.color or "0.5", alpha=alpha, lw=0)
 
 
 def _fraction(a: float, b: float, window: tuple[float, float]) -> tuple[float, float]:
