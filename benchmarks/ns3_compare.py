@@ -13,7 +13,7 @@ scatter plot of every message's completion time (netsim against ns-3, y = x).
         [--only NAME] [--out DIR]
 
 Needs the 'bench' extra (pip install -e '.[bench]'); says so in one line otherwise. The
-default run takes about 5 minutes on two cores, --quick about 1.
+default run takes about 4 minutes on two shared cores, --quick under a minute.
 """
 
 from __future__ import annotations
