@@ -20,8 +20,11 @@ Under faults (netsim.faults) the server needs a ``timeout`` (without one, a clie
 offline, or a model or reply dropped, leaves it waiting for ever; the run stops with a line
 saying so). With one, each round waits at most that long for the replies and averages those
 that came (none: w stays); messages then carry the round, so a late reply to an earlier round
-is discarded. A client that comes back waits for the server's next model; the server's state
-is its row (kept with state "keep"). Nothing is lost but the dropped clients' work.
+is discarded. A client that goes offline loses its round's work; one that comes back waits
+for the server's next model. The server's state is its row (kept with state "keep"). When
+clients' online sessions are shorter than a round's local training, few replies ever come
+(benchmarks/fault_matrix.py: under churn with 2 s sessions and 12 s rounds, none came and
+the model stayed at x0).
 """
 
 from __future__ import annotations

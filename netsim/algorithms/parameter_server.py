@@ -17,8 +17,9 @@ never comes leaves them waiting for ever; the run stops with a line saying so):
 - SyncPS: the server waits for the workers it counts as alive, at most ``timeout`` seconds a
   round, then steps with the mean of the gradients that came and sends x to every worker. A
   worker whose gradient missed the round is dropped: later rounds do not wait for it, until
-  a gradient of its arrives again (a worker that comes back rejoins so). A worker that has
-  waited ``timeout`` for x takes a new gradient at the x it holds and sends that.
+  a gradient of its arrives again (a worker that comes back rejoins so, with one gradient
+  taken at the x it held, x0 after state "reset", before it gets the server's). A worker
+  that has waited ``timeout`` for x takes a new gradient at the x it holds and sends that.
 - AsyncPS: a worker that has waited ``timeout`` for the reply to its gradient takes a new
   gradient at the x it holds and sends that; the server never waits on any one worker.
 

@@ -28,9 +28,14 @@ that has waited that long for a round's pushes mixes in what came and goes on, a
 later round's push has come it moves on to that round. Push-sum mass is lost: a push dropped
 (its receiver offline, a cut link, a partition, loss) takes its shares of x and w with it, so
 the sum of the w_i falls below n; z_i = x_i / w_i stays a weighted average of models, and
-consensus still holds, on a mean weighted by who lost what. Nothing recovers the lost mass.
-A node that comes back starts again with w_i = 1 and x_i = z_i (its model, or x0 with state
-"reset") at round 0, which adds mass, and catches up after one timeout.
+consensus still holds, on a mean weighted by who lost what. Nothing recovers the lost mass,
+and a lasting fault (an out-neighbour offline for good) loses some every round, so the w_i
+decay geometrically and the de-biased step lr g / w_i grows with 1 / w_i: training degrades
+(benchmarks/fault_matrix.py: 51% after a crash where a short loss burst costs 1 point). A
+node that comes back starts again with w_i = 1 and x_i = z_i (its model, or x0 with state
+"reset") at round 0; next to decayed weights that mass dominates the mixing, so its model,
+x0 after a reset, pulls the others towards it. It catches up with the rounds after one
+timeout.
 """
 
 from __future__ import annotations
