@@ -12,13 +12,16 @@ TCP is ns-3 3.44's default, Cubic, with SACK, timestamps and delayed ACKs (2 seg
 10. Changed from ns-3's defaults: segments of 1448 bytes (MTU 1500 less 20 IP, 20 TCP and
 12 timestamp bytes; ns-3 defaults to 536), send and receive buffers of 8 MB (ns-3: 128 kB,
 which would cap a window below the bandwidth-delay product at 1 Gbit/s), a minimum RTO of
-200 ms (Linux's; ns-3: RFC 6298's 1 s). On the wire a full segment is 1502 bytes (a 2-byte
+200 ms and a delayed-ACK timeout of 40 ms (Linux's; ns-3: RFC 6298's 1 s and 200 ms, which
+together send every segment of a flow stuck at a window of one again after a spurious
+timeout). On the wire a full segment is 1502 bytes (a 2-byte
 PPP header), so TCP's goodput is 1448/1502 = 0.9640 (netsim's goodput="tcp" is Ethernet's
 1448/1514). Queues: the switch's ports are drop-tail FIFOs of `queue` packets (ns-3's
 traffic-control layer, FqCoDel by default, removed); a host's own uplink queue is unbounded,
 since a host does not drop its own packets (Linux pushes back on the socket instead).
 
-ns3 is an optional dependency (the 'bench' extra); netsim never imports it.
+ns3 is an optional dependency (the 'bench' extra); netsim never imports it. Loading it
+(cppyy) prints two "Failed to materialize symbols" lines, which are harmless.
 """
 
 from __future__ import annotations
@@ -152,7 +155,7 @@ def _ns():
 
 
 def available() -> str | None:
-    """None if ns-3's Python bindings import, else why not."""
+    """None if ns-3's Python bindings (the ns3 package) are installed, else why not."""
     try:
         version("ns3")
     except PackageNotFoundError:
@@ -178,6 +181,8 @@ def simulate(
     WARMUP + until) and the packets the switch's ports dropped, over node i's uplink up[i]
     and downlink down[i] (bits/s on the wire) with `latency` s one way and drop-tail switch
     ports of `queue` packets; hystart=False keeps Cubic in slow start until a loss."""
+    if len(transfers) > 65535 - 1024:
+        raise ValueError(f"{len(transfers)} transfers: each needs its own port, 64,511 at most")
     model = _ns()
     t, src, dst, size = (list(column) for column in zip(*transfers, strict=True))
     done = model.Run(
