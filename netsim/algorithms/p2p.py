@@ -31,6 +31,13 @@ loss is a tenth of i's gets 10/11. The rule is chosen because it is symmetric (j
 never extrapolates past either model) and needs one float per reply (8 bytes). A peer that has
 not trained yet, or two zero losses, give 1/2. Unlike equal weights it does not keep the
 workers' average: mass moves towards the better models, which is the point.
+
+Under faults (netsim.faults) the timeout is what keeps it going: a pull to a peer that is
+offline, behind a cut link or a partition, or lost, goes unanswered, and i trains on after
+``timeout`` (a reply that comes later is read at the next step, for compression's copy,
+and not averaged). Nothing is conserved that a lost message could take away. A node that
+comes back starts its roles again: with compression its copies r_ij are gone, and its
+first pull of each peer asks for the full model.
 """
 
 from __future__ import annotations

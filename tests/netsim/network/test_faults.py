@@ -4,6 +4,9 @@ no latency, so every step and message time is a multiple of 0.25 s (exact in bin
 import csv
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ from netsim.faults import Churn, Crash, LinkDown, LossBurst, Partition, Slow
 from netsim.sim import SimulationError
 from tests.conftest import make_simulation
 
+ROOT = Path(__file__).resolve().parents[3]
 FAST = {
     "model": "logistic",
     "workers": 4,
@@ -243,3 +247,32 @@ def test_no_faults_is_no_plan():
 
     assert not plan([], ["worker"] * 3)
     assert plan([Crash(0, at=1)], ["worker"] * 3).offline == [(0, 1.0, math.inf, "keep")]
+
+
+FILE = """
+from netsim import Compute, Experiment, Run
+from netsim.algorithms import GoSGD
+from netsim.faults import Crash, Slow
+experiment = Experiment("f", data="synthetic_fmnist", model="logistic", workers=3, steps=8,
+    eval_every=4, compute=Compute(step_time="0.1s"),
+    runs=[Run("good", GoSGD(p=1.0), faults=[Crash(1, at="0.3s", restart="0.2s")]),
+          Run("bad", GoSGD(p=1.0), faults=[Slow(0, {factor}, at=0, until=1)])])
+"""
+
+
+@pytest.mark.parametrize("factor, rc", [(2.0, 0), (-1.0, 2)])
+def test_faults_in_an_experiment_file_through_the_cli(tmp_path, factor, rc):
+    spec = tmp_path / "f.py"
+    spec.write_text(FILE.format(factor=factor))
+    command = [sys.executable, "-m", "netsim", str(spec), "--out", str(tmp_path), "--no-progress"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == rc, result.stderr
+    if rc:  # one line before any run starts, naming the run and the fault
+        assert result.stderr.strip().splitlines() == [
+            "netsim: error: run 'bad': faults[0] = Slow(node=0, factor=-1.0, at=0, until=1): "
+            "factor must be > 0 (2 = steps take twice as long)"
+        ]
+        assert not (tmp_path / "f" / "good").exists()
+    else:
+        messages = rows(tmp_path / "f" / "good" / "messages.csv")
+        assert {m["reason"] for m in messages if m["dropped"] == "1"} <= {"offline", "in flight"}
