@@ -1,0 +1,124 @@
+"""ps_vs_p2p's seconds per batch, simulated and for real: the parameter server and peer-to-peer
+runs of experiments/ps_vs_p2p.py on the real runtime, each node in a network namespace with
+tbf-shaped NICs (the server's at 300 Mbit/s, the others' at 1 Gbit/s), against the simulation
+of the same runs, at the McMahan CNN's size (6.65 MB a message) and at VGG-19's (80 MB).
+
+Prints each run's step-time percentiles (p5, p50, p95; a worker's step time is the gap between
+the ends of its consecutive steps, so it includes waiting, as Cui's Table I counts it) in both
+runtimes and their errors, and draws the overlaid histograms.
+
+    sudo .venv/bin/python benchmarks/ps_steps.py [--steps N] [--models mcmahan_cnn,vgg19]
+        [--goodput G] [--plot FILE]
+
+The emulated compute (0.58 s a batch, 2% jitter) is a minimum in the real runtime: a real step
+that takes longer than that stretches the measured time. VGG-19 therefore trains at batch 1 on
+32x32 inputs (synthetic_cifar10), which keeps its real step well under 0.58 s on two cores while
+its messages keep their 80 MB; the McMahan CNN trains as in the experiment (batch 32,
+Fashion-MNIST or its labelled substitute). Needs root and tc's tbf; says so in one line
+otherwise. Run it on a quiet machine: a second job on the same cores shows up as network time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from netsim import data, run  # noqa: E402
+from netsim.real import hosts, netns  # noqa: E402
+from netsim.results.read import step_times  # noqa: E402
+from netsim.runner import check  # noqa: E402
+from netsim.specfile import load  # noqa: E402
+
+RUNS = ("async_ps", "p2p")
+SIZES = {  # model: settings that differ from the experiment's
+    "mcmahan_cnn": {},
+    "vgg19": {"batch": 1, "data": "synthetic_cifar10"},
+}
+
+
+def experiment(model: str, steps: int, goodput: float):
+    spec = load(str(Path(__file__).resolve().parents[1] / "experiments" / "ps_vs_p2p.py"))
+    spec.select(list(RUNS))
+    fmnist = "fashion_mnist" if data.available("fashion_mnist") else "synthetic_fmnist"
+    network = dataclasses.replace(spec.shared["network"], goodput=goodput)
+    extra = {"data": fmnist} | SIZES[model]
+    spec.shared |= {"model": model, "steps": steps, "eval_every": 10**9, "eval_subset": 100}
+    spec.shared |= {"lr_schedule": "constant", "network": network, "execution": "loop"} | extra
+    spec.name = f"ps_steps_{model}"
+    return spec
+
+
+def measure(spec, out: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{run: (simulated step times, measured step times)}."""
+    run(spec, out=out / "sim", progress=False, plot=False)
+    runs, checked = check(spec, out / "check")
+    found = {}
+    for (name, settings), (_, roles) in zip(runs, checked, strict=True):
+        spec.select([name])
+        spaces = netns.Namespaces(roles, settings.network)
+        with spaces as addresses:
+            where = hosts.Placement(
+                [(a, 0) for a in addresses], bind=spaces.gateway, wrap=spaces.command
+            )
+            run(spec, out=out / "real", runtime="real", where=where, progress=False, plot=False)
+        sim = step_times(out / "sim" / spec.name / name)
+        real = step_times(out / "real" / spec.name / name)
+        found[name] = (sim, real)
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20, help="steps per worker (default 20)")
+    parser.add_argument("--models", default="mcmahan_cnn,vgg19", help="which sizes to run")
+    parser.add_argument("--goodput", type=float, default=1448 / 1514, help="the simulation's")
+    parser.add_argument("--plot", default="ps_steps_hist.png", help="the histograms' file")
+    args = parser.parse_args()
+    if (why := netns.why_not()) is not None:
+        print(f"ps_steps: cannot run: {why}", file=sys.stderr)
+        return 2
+    out = Path(tempfile.mkdtemp(prefix="ps-steps-"))
+    results = {}
+    header = f"{'model':<12} {'run':<9} {'':>4} {'p5 (s)':>8} {'p50 (s)':>8} {'p95 (s)':>8}"
+    print(header)
+    for model in args.models.split(","):
+        for name, (sim, real) in measure(experiment(model, args.steps, args.goodput), out).items():
+            results[(model, name)] = (sim, real)
+            qs, qr = np.percentile(sim, [5, 50, 95]), np.percentile(real, [5, 50, 95])
+            for label, q in (("sim", qs), ("real", qr)):
+                print(f"{model:<12} {name:<9} {label:>4} " + " ".join(f"{v:>8.3f}" for v in q))
+            error = qs / qr - 1
+            print(f"{model:<12} {name:<9} {'err':>4} " + " ".join(f"{e:>+8.1%}" for e in error))
+    histograms(results, args.plot)
+    print(f"histograms: {args.plot}; results: {out}")
+    return 0
+
+
+def histograms(results, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3.2), squeeze=False)
+    for ax, ((model, name), (sim, real)) in zip(axes[0], results.items(), strict=True):
+        bins = np.linspace(0, max(sim.max(), real.max()) * 1.05, 30)
+        ax.hist(real, bins=bins, alpha=0.6, label="real (namespaces)", color="tab:orange")
+        ax.hist(sim, bins=bins, alpha=0.6, label="simulated", color="tab:blue")
+        ax.set_title(f"{name}, {model}")
+        ax.set_xlabel("seconds per batch")
+    axes[0][0].set_ylabel("steps")
+    axes[0][0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
