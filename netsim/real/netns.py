@@ -113,6 +113,15 @@ class Namespaces:
         return ["ip", "netns", "exec", self.namespace(i), *argv]
 
     def _build(self) -> None:
+        # a second set on the same subnet would take half of the first one's routes
+        listed = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True)
+        for line in listed.stdout.splitlines():
+            if f" {self.gateway}/" in line:
+                device = line.split()[1]
+                raise NamespaceError(
+                    f"another set of test namespaces is up ({self.gateway} on {device}): one "
+                    f"set at a time; wait for it to end, or remove it with `ip link del {device}`"
+                )
         _ip("link", "add", self.bridge, "type", "bridge")
         self._made.append(("link", "del", self.bridge))
         _ip("addr", "add", f"{self.gateway}/16", "dev", self.bridge)

@@ -63,3 +63,15 @@ def test_namespaces_are_torn_down_on_sigterm(tmp_path):
     assert proc.wait(timeout=30) == 128 + signal.SIGTERM
     time.sleep(0.1)
     assert "nstermx" not in listed()
+
+
+def test_a_second_set_of_namespaces_at_once_is_refused_in_one_line():
+    import subprocess
+
+    with netns.Namespaces(["worker"] * 2, Network("100Mbit/s"), prefix="nsonex"):
+        second = netns.Namespaces(["worker"] * 2, Network("100Mbit/s"), prefix="nstwox")
+        with pytest.raises(netns.NamespaceError, match="another set of test namespaces is up"):
+            with second:
+                pass
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert "nstwox" not in listed and "nsonex0" in listed  # the first one untouched
