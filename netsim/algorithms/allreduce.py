@@ -19,14 +19,15 @@ Under faults (netsim.faults) the collective needs a ``timeout`` (without one, a 
 went offline or a message dropped leaves its peers waiting for ever; the run stops with a
 line saying so). With one, a worker that has waited that long for a message of its step
 abandons the step's all-reduce, applies its own gradient alone and goes on; the messages of
-abandoned steps are discarded, and a worker that abandons a step moves to the newest step
-it has heard of. The run goes on, but this is not elastic all-reduce: the schedule is fixed
-for n workers, so a dead worker is dropped from each step after the timeout, not from the
-ring (that needs a membership protocol this does not have), the workers train alone while
-one is offline, their models drift apart (nothing averages models, only gradients), and the
-workers do not reliably fall back in step once it is back: in the fault matrix
-(benchmarks/fault_matrix.py, 8 workers) they did not, after a crash, a restart or a cut link
-alike, and worker 0's model, the one evaluated, reached 67% where the others reach 80%.
+abandoned steps are discarded. A worker that abandons a step moves to the newest step it
+has heard of, or, if no peer is ahead of it, tries the same step again (with a new gradient),
+so that the workers behind catch up with the one ahead and the ring falls back in step once
+every worker is reachable again (after a cut link, a restart). This is not elastic
+all-reduce: the schedule is fixed for n workers, so a dead worker is dropped from each step
+after the timeout, not from the ring (that needs a membership protocol this does not have):
+while one is offline, or for good after a crash, the others train alone, one step per
+timeout, and their models drift apart and stay so (nothing averages models, only gradients;
+worker 0's is the one evaluated).
 """
 
 from __future__ import annotations
@@ -75,9 +76,14 @@ class AllReduceSGD:
             g, k = node.g.clone(), (node.steps if timeout is None else k + 1)
             if await self._reduce(node, schedule, g, k, early, timeout):
                 node.apply(g.div_(node.world_size))
+                for key in [key for key in early if key[1] <= k] if timeout else []:
+                    del early[key]  # left from steps that others abandoned
                 continue
             node.apply(node.g)  # abandoned: this worker's gradient alone
-            k = max([k, *(key[1] - 1 for key in early)])  # next: the newest step heard of
+            ahead = [key[1] for key in early if key[1] > k]
+            # next: the newest step heard of; if nobody is ahead, this step again, so that
+            # the workers behind can catch up with it
+            k = max(ahead) - 1 if ahead else k - 1
             for key in [key for key in early if key[1] <= k]:
                 del early[key]
 
