@@ -58,7 +58,8 @@ class Lives:
             if role in hooks.drives(self.sim.algorithm):
                 driving.append(process)
                 self.running[node.id] += 1
-                process.callbacks.append(lambda p, i=node.id: self._returned(i, p))
+                if self.outages is not None:  # else the run waits for the processes
+                    process.callbacks.append(lambda p, i=node.id: self._returned(i, p))
         return driving
 
     def ends(self, driving: list) -> list:
