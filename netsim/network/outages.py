@@ -2,10 +2,11 @@
 partitions and loss bursts are on, how slow each node is) and the calls that tell the
 simulation when a node goes offline and comes back. The faults themselves: faults.py.
 
-Every interval starts and ends at a timeout scheduled when the run starts (churn drawn from a
-distribution: at each session's end, the next); the fabric asks ``at_send`` and ``at_arrival``
-for each message. A node is offline while any of its offline intervals holds (a crash during
-a churn session's offline period keeps it offline until both have ended).
+Every interval starts and ends at an event scheduled when the run starts (churn drawn from a
+distribution: at each session's end, the next), ahead of anything else due at the same
+instant; the fabric asks ``at_send``, ``lost`` and ``offline`` about each message. A node is
+offline while any of its offline intervals holds (a crash during a churn session's offline
+period keeps it offline until both have ended).
 """
 
 from __future__ import annotations
