@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from netsim import Compute, Experiment, Run, runner
+from netsim import Compute, Experiment, Network, Run, runner
 from netsim.algorithms import DPSGD, SGD, GoSGD, SyncPS
 from netsim.experiment import ConfigError
 from netsim.faults import Churn, Crash, LinkDown, LossBurst, Partition, Slow
@@ -276,3 +276,21 @@ def test_faults_in_an_experiment_file_through_the_cli(tmp_path, factor, rc):
     else:
         messages = rows(tmp_path / "f" / "good" / "messages.csv")
         assert {m["reason"] for m in messages if m["dropped"] == "1"} <= {"offline", "in flight"}
+
+
+def test_a_message_on_its_way_when_its_receiver_goes_offline_is_dropped_at_arrival(tmp_path):
+    # 0.3 s of latency: a message sent at the step's end at 1.75 s arrives after 2 s
+    network = Network(latency="0.3s")
+    faults = [Crash(1, at=2, restart=3)]
+    _, _, messages, _ = run(tmp_path, GoSGD(p=1.0), network=network, faults=faults)
+    to_it = [m for m in messages if m["dst"] == "1"]
+    sent = lambda m, a, b: a <= float(m["t_send"]) < b
+    on_way = [m for m in to_it if sent(m, 1.7, 2)]  # arrives after 2 s: dropped then
+    assert on_way and all(m["reason"] == "offline" for m in on_way)
+    assert all(float(m["t_arrive"]) > 2 for m in on_way)
+    at_send = [m for m in to_it if sent(m, 2, 5)]  # never enters the network
+    assert at_send and all(m["reason"] == "offline" for m in at_send)
+    assert all(m["t_arrive"] == m["t_send"] for m in at_send)
+    back = [m for m in to_it if sent(m, 5, 6)]  # sent once it is back: delivered
+    assert back and all(m["reason"] == "" for m in back)
+    assert all(delivered(m) for m in to_it if not sent(m, 1.7, 5))
