@@ -14,7 +14,7 @@ Other processes on the machine take cores from the pool, so the script first mea
 the machine gives: a pure-Python loop in one process against one loop per core side by side.
 On an idle 2-core machine that is 2x; the pool cannot beat it.
 
-    python benchmarks/sweep.py [--steps 300] [--repeats 1]
+    python benchmarks/sweep.py [--steps 300] [--repeats 1] [--set model=logistic ...]
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ def capacity() -> float:
     return cores() * alone / side_by_side
 
 
-def timed(steps: int, jobs: int | None, threads: int | None = None) -> float:
+def timed(steps: int, jobs: int | None, threads: int | None = None, sets=()) -> float:
     experiment = load(str(EXPERIMENT))
-    experiment.override([f"steps={steps}", "device='cpu'"])
+    experiment.override([f"steps={steps}", "device='cpu'", *sets])
     if not data.available("fashion_mnist"):
         experiment.override(["data='synthetic_fmnist'"])
     experiment.select(["gosgd_iid"])
@@ -80,6 +80,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a setting of the runs, as python -m netsim takes it: model=logistic",
+    )  # fmt: skip
     args = parser.parse_args()
     ways = {
         f"in sequence ({torch.get_num_threads()} threads)": {"jobs": 1},
@@ -90,9 +94,10 @@ def main() -> None:
     gives = [capacity()]
     for _ in range(args.repeats):
         for way, kwargs in ways.items():
-            times[way].append(timed(args.steps, **kwargs))
+            times[way].append(timed(args.steps, **kwargs, sets=args.set))
     gives.append(capacity())
-    print(f"{SEEDS} runs of gosgd_iid, {args.steps} steps each, {cores()} cores")
+    settings = "".join(f", {setting}" for setting in args.set)
+    print(f"{SEEDS} runs of gosgd_iid, {args.steps} steps each{settings}, {cores()} cores")
     print(
         f"  the machine does {gives[0]:.2f}x (before) and {gives[1]:.2f}x (after) one "
         f"process's work with {cores()} side by side: the most the pool can gain"
