@@ -44,7 +44,7 @@ def _no_data(ax, what: str) -> None:
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")  # a legend beside the axes included
     plt.close(fig)
     return path
 
@@ -150,7 +150,10 @@ def _plot_accuracy(runs: list[Run], exp_dir: Path, axis: str, marked: dict) -> P
             ax.fill_between([], [], [], color="0.6", alpha=0.3, label="95% interval over seeds")
         if marked:
             ax.plot([], [], " ", label=marks_note(marked).replace(": ", ":\n", 1))
-        ax.legend(fontsize=8 if marked else None)
+        if len(ax.get_legend_handles_labels()[1]) > 6:  # long: beside the axes, not on curves
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        else:
+            ax.legend(fontsize=8 if marked else None)
     else:
         _no_data(ax, "global evaluations")
     ax.set_xlabel(xlabel)
