@@ -144,7 +144,7 @@ def test_ctrl_c_stops_the_pool_and_the_same_command_finishes_it(tmp_path):
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("netsim: interrupted; results so far are under")
     done = {p: p.stat().st_mtime_ns for p in finished(tmp_path / "cut")}
-    assert 1 <= len(done) < 12
+    assert done and len(done) < 12  # Ctrl-C came after some runs finished, before all 12
     # no run started after Ctrl-C: only the two in the workers' hands then are cut short
     assert len(list((tmp_path / "cut").rglob("config.json"))) <= len(done) + 2
     again = netsim_cli(tmp_path, tmp_path / "cut")
