@@ -69,8 +69,8 @@ FILES = {
             "t": "simulated seconds",
             "node": '`"global"` for the global model (the algorithm\'s `global_model`: the mean '
             "of the workers' rows unless the algorithm says otherwise, the server's model for "
-            "`SyncPS`, `AsyncPS` and `FedAvg`, worker 0's for `AllReduceSGD`, whose workers "
-            "all hold the same); a worker's id for that worker's own model "
+            "`SyncPS`, `AsyncPS` and `FedAvg`, for `AllReduceSGD` the first online "
+            "worker's, which its whole group holds); a worker's id for that worker's own model "
             "(`eval_nodes`, `eval_local`)",
             "split": '`"subset"`: the fixed `eval_subset` test samples, during the run; '
             '`"test"`: the full test set, once at the end (with `eval_local`: each worker\'s '

@@ -80,6 +80,14 @@ class Node(NodeState):
         self.g.copy_(g)
         self._step()
 
+    def optimizer_state(self) -> dict:
+        """The optimizer's state of this node (its momentum buffer and whether it started),
+        as a message's fields: what a replica needs besides x to step as this node does."""
+        return self._sim.optimizer.state(self.id)
+
+    def load_optimizer_state(self, state: dict) -> None:
+        self._sim.optimizer.load(self.id, state)
+
     def _step(self) -> None:
         # the run's learning-rate schedule, by the steps every worker has reached
         self._sim.optimizer.step(self.id, self._sim.lr())

@@ -120,12 +120,15 @@ class Simulation:
             self.nodes[message.dst].deliver(message)
 
     def global_model(self) -> torch.Tensor:
-        return hooks.global_model(self.algorithm, self.X, self.roles)
+        return hooks.global_model(self.algorithm, self.X, self.roles, self._online())
+
+    def _online(self) -> list[bool] | None:
+        return None if self.lives.outages is None else [not gone for gone in self.lives.gone]
 
     def global_buffers(self) -> torch.Tensor:
         if self.B.shape[1] == 0:
             return self.B[0]
-        return hooks.global_model(self.algorithm, self.B, self.roles)
+        return hooks.global_model(self.algorithm, self.B, self.roles, self._online())
 
     def evaluate(self, split: str) -> None:
         evaluate(self, split, self.env.now)

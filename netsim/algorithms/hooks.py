@@ -7,7 +7,8 @@ live:
 
 - ``layout(graph)`` -> (graph, [role names per node]): the nodes and which roles each runs;
   default: the workers' graph, every node a worker (``ops.solo``);
-- ``global_model(X, roles)``: the model evaluated; default: the mean of the workers' rows;
+- ``global_model(X, roles)``: the model evaluated; default: the mean of the workers' rows; a
+  hook that takes ``online`` also gets, under faults, which nodes are online (a bool each);
 - ``check(workers)``: raises ``ops.AlgorithmError`` for hyper-parameters that do not fit the
   run, before it starts; default: nothing to check. Either way every field is first held to
   its annotation (netsim/checks.py), so a check compares values of the declared types;
@@ -24,6 +25,7 @@ live:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 from netsim.algorithms import ops
 from netsim.checks import check_fields
@@ -34,9 +36,13 @@ def layout(algorithm, graph):
     return hook(graph) if hook is not None else ops.solo(graph)
 
 
-def global_model(algorithm, X, roles):
+def global_model(algorithm, X, roles, online=None):
     hook = getattr(algorithm, "global_model", None)
-    return hook(X, roles) if hook is not None else ops.worker_mean(X, roles)
+    if hook is None:
+        return ops.worker_mean(X, roles)
+    if online is not None and "online" in inspect.signature(hook).parameters:
+        return hook(X, roles, online=online)
+    return hook(X, roles)
 
 
 def check(algorithm, workers: int) -> None:

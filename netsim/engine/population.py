@@ -122,6 +122,17 @@ class SGD:
             self.M[i].zero_()
         self._started[i] = False
 
+    def state(self, i: int) -> dict:
+        """Row i's optimizer state, as a message carries it: its momentum buffer (None
+        without momentum) and whether the buffer has started."""
+        return {"momentum": None if self.M is None else self.M[i], "started": self._started[i]}
+
+    def load(self, i: int, state: dict) -> None:
+        """Row i's optimizer state set to another row's (``state``'s result)."""
+        if self.M is not None:
+            self.M[i].copy_(state["momentum"])
+        self._started[i] = state["started"]
+
     def step(self, i: int, lr: float) -> None:
         x, d = self.X[i], self.G[i]
         if self.weight_decay:

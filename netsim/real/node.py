@@ -69,6 +69,13 @@ class RealNode(NodeState):
         self.g.copy_(g)
         self._step()
 
+    def optimizer_state(self) -> dict:
+        """The optimizer's state of this node, as a message's fields (see netsim/node.py)."""
+        return self._world.optimizer.state(0)
+
+    def load_optimizer_state(self, state: dict) -> None:
+        self._world.optimizer.load(0, state)
+
     def _step(self) -> None:
         self._world.optimizer.step(0, self._world.lr())
 

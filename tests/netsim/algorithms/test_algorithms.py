@@ -93,6 +93,10 @@ def test_same_seed_gives_identical_results_files(simulate, algorithm, extra):
         assert a == (second.recorder.dir / name).read_bytes(), name
 
 
+# what an algorithm sends and records only when a peer is missing (a timeout passed)
+ONLY_UNDER_FAULTS = {"AllReduceSGD": {"hello", "sync", "group"}}
+
+
 @pytest.mark.parametrize("algorithm, extra", ALGORITHMS)
 def test_messages_are_as_declared_and_none_is_lost_unless_dropped(simulate, algorithm, extra):
     sim, summary = simulate(algorithm, **(COMMON | extra | {"steps": 10}))
@@ -103,8 +107,9 @@ def test_messages_are_as_declared_and_none_is_lost_unless_dropped(simulate, algo
     assert all(float(m["t_arrive"]) >= float(m["t_send"]) for m in arrived)
     assert len(messages) == summary["messages"]
     # what docs/reference.md says each algorithm sends and records is what it does
-    assert {m["kind"] for m in messages} == set(algorithm.sends)
-    declared = set(algorithm.records)
+    only_under_faults = ONLY_UNDER_FAULTS.get(type(algorithm).__name__, set())
+    assert {m["kind"] for m in messages} == set(algorithm.sends) - only_under_faults
+    declared = set(algorithm.records) - only_under_faults
     if getattr(algorithm, "weighting", None) == "equal":  # P2PPull records weights of "loss" only
         declared.discard("weight")
     assert {r["name"] for r in rows(sim.recorder.dir / "records.csv")} == declared
