@@ -4,6 +4,8 @@ An experiment file holds values: shared settings and a list of runs, each a name
 and the settings it changes. ``--set key=value`` replaces a shared setting (every run that does not
 set the key itself); ``--set run.key=value`` one run's; dotted keys reach into the network, the
 compute model and the algorithm (``network.latency=5ms``, ``algorithm.timeout=2``).
+``--set faults=...`` takes faults as text, ``[Crash(1, at="2s"), LossBurst(0.5, at="2s",
+until="6s")]``, one fault, or ``none``; ``resolve`` reads them (netsim/network/fault_text.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from netsim.checks import RANGES, check_fields, check_folder_names, check_ranges
 from netsim.engine.compute import Compute
 from netsim.engine.execution import MODES
 from netsim.network import Network
+from netsim.network.fault_text import parse_faults
 from netsim.units import parse_time
 from topologies import graphs
 
@@ -250,6 +253,10 @@ class Experiment:
             if values.get("compute", "") in (None, "real"):  # steps take what they really take
                 values["compute"] = Compute(calibrate=True)
             with naming(run.name):
+                if "faults" in values and values["faults"] is None:  # --set faults=None
+                    values["faults"] = []
+                elif isinstance(values.get("faults"), str):  # --set faults=[Crash(...), ...]
+                    values["faults"] = parse_faults(values["faults"], ConfigError)
                 settings = Settings(**values)
                 settings.validate()
             resolved.append((run.name, settings))

@@ -27,6 +27,7 @@ in progress is lost, its mailbox emptied) and start again from their beginning w
 back. A message dropped by a fault is recorded with its reason: "offline" (its sender or
 receiver was offline when it was sent, or its receiver when it arrived), "link down",
 "partition" (at send, never entering the network) or "loss" (a loss burst, at arrival).
+Faults written as text (``--set faults=...``) are read by netsim/network/fault_text.py.
 """
 
 from __future__ import annotations
