@@ -130,6 +130,12 @@ class Node(NodeState):
         snapshot = {k: self._snapshot(v) if torch.is_tensor(v) else v for k, v in payload.items()}
         return self._sim.fabric.transmit(Message(self.id, dst, kind, snapshot))
 
+    @staticmethod
+    def ended(sent) -> Message | None:
+        """The message of a send (``send``'s event) once it was delivered or dropped (see its
+        ``dropped`` and ``drop_reason``), else None: a sender learns that a connection failed."""
+        return sent.value if sent.triggered else None
+
     def _snapshot(self, value: torch.Tensor) -> torch.Tensor:
         """A copy of value as it is now. Sending the same unchanged rows of the population
         to several peers (a model to every neighbour) copies them once: any write to the

@@ -25,17 +25,22 @@ global model is the average of the de-biased parameters; ``node.state["w"]`` is 
 Under faults (netsim.faults) SGP needs a ``timeout`` (without one, a push that never comes
 leaves its receiver waiting for ever; the run stops with a line saying so). With one, a node
 that has waited that long for a round's pushes mixes in what came and goes on, and if a
-later round's push has come it moves on to that round. Push-sum mass is lost: a push dropped
-(its receiver offline, a cut link, a partition, loss) takes its shares of x and w with it, so
-the sum of the w_i falls below n; z_i = x_i / w_i stays a weighted average of models, and
-consensus still holds, on a mean weighted by who lost what. Nothing recovers the lost mass,
-and a lasting fault (an out-neighbour offline for good) loses some every round, so the w_i
-decay geometrically and the de-biased step lr g / w_i grows with 1 / w_i: training degrades
-(benchmarks/fault_matrix.py: 51% after a crash where a short loss burst costs 1 point). A
-node that comes back starts again with w_i = 1 and x_i = z_i (its model, or x0 with state
-"reset") at round 0; next to decayed weights that mass dominates the mixing, so its model,
-x0 after a reset, pulls the others towards it. It catches up with the rounds after one
-timeout.
+later round's push has come it moves on to that round. Push-sum's mass is kept where the
+sender can know it was not delivered: a push refused because its receiver is offline, the
+link is down or a partition cuts it (a failed connection, which a TCP sender sees) is taken
+back by its sender, its shares of x and w added to its own at its next mixing, so the w_i
+still sum to n. Lost for good: a push lost on the way (``loss``, a loss burst, a full
+queue), which its sender cannot tell from a slow one, the pushes in an offline node's
+mailbox, and the mass of a node that crashes for good. Without taking refused pushes back,
+an offline out-neighbour drained some mass every round: the w_i decayed geometrically (to
+1e-4 in a 4 s partition of benchmarks/fault_matrix.py) and the de-biased step lr g / w_i
+grew with 1 / w_i. Taking them back keeps the sum, not the spread: across a lasting cut the
+one-peer schedule moves mass towards some nodes of each side (w_i from 0.125 to 3 there),
+and the nodes with little take larger steps until the cut heals and the w_i even out. A
+node that comes back with state "keep" goes on with its w_i (node.state["w"], kept as soon
+as its pushes are sent); with "reset" it joins again with w_i = 1 and x_i = x0, new mass
+that weighs 1/n of the average. It starts again at round 0 and catches up with the rounds
+after one timeout.
 """
 
 from __future__ import annotations
@@ -83,18 +88,22 @@ class SGP:
         return ops.worker_mean(X, roles)
 
     async def worker(self, node):
-        w, k = 1.0, 0
+        w, k = node.state.get("w", 1.0), 0  # w kept by a node back with state "keep"
         received: dict[int, int] = defaultdict(int)
         early: list = []  # pushes of rounds after ours, from faster in-neighbours
+        unsure: list = []  # pushes sent whose fate is not known yet (with a timeout)
         while not node.done:
             await node.gradient()
             node.apply(node.g / w)  # z - lr g / w, i.e. the numerator x - lr g
             x = node.x * w
             keep, pushes = self._column(node, k)
             for j, share in pushes:
-                node.send(j, "push", x=x * share, w=w * share, k=k)
+                sent = node.send(j, "push", x=x * share, w=w * share, k=k)
+                if self.timeout is not None:
+                    unsure.append(sent)
             x.mul_(keep)
             w *= keep
+            node.state["w"] = w  # z = x / w is unchanged: node.x holds the node's mass now
             arrived = early + node.drain("push")
             r = k - self.overlap
             deadline = None if self.timeout is None else node.now + parse_time(self.timeout)
@@ -106,6 +115,10 @@ class SGP:
                 arrived.append(m)
             # mixing a later round's push now would make this round's matrix depend on timing
             early = [m for m in arrived if m.k > k]
+            unsure, refused = _refused(node, unsure)
+            for m in refused:  # taken back: the receiver never had it
+                x.add_(m.x)
+                w += m.w
             for m in arrived:
                 if m.k <= k:
                     x.add_(m.x)
@@ -132,6 +145,21 @@ class SGP:
             return len(node.neighbors)
         row = _matrices(self.schedule, node.world_size)[k][node.id]
         return int(np.count_nonzero(row)) - int(row[node.id] != 0)
+
+
+REFUSED = ("offline", "link down", "partition")  # drops a sender sees: the connection failed
+
+
+def _refused(node, sent: list) -> tuple[list, list]:
+    """(the sends whose fate is still unknown, the messages refused among the others)."""
+    unknown, refused = [], []
+    for event in sent:
+        m = node.ended(event)
+        if m is None:
+            unknown.append(event)
+        elif m.dropped and m.drop_reason in REFUSED:
+            refused.append(m)
+    return unknown, refused
 
 
 @lru_cache(maxsize=8)

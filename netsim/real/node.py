@@ -104,6 +104,12 @@ class RealNode(NodeState):
         snapshot = {k: v.detach().clone() if torch.is_tensor(v) else v for k, v in payload.items()}
         return self._world.transport.send(Message(self.id, dst, kind, snapshot))
 
+    @staticmethod
+    def ended(sent: asyncio.Future) -> Message | None:
+        """None: a message is written to TCP, which delivers it or fails the run; the real
+        runtime has no faults (netsim/node.py's gives the simulated message's fate)."""
+        return None
+
     def recv(self, kind: str, timeout: float | None = None) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
