@@ -144,12 +144,7 @@ def run(
     for name, settings in runs:
         _warn_few_evaluations(experiment, name, settings)
     if runtime == "real":
-        for name, settings in runs:
-            if settings.faults:
-                raise ConfigError(
-                    f"run {name!r}: faults are simulated only: the real runtime does not crash "
-                    "its processes or cut its links; drop faults= or use --runtime sim"
-                )
+        for _, settings in runs:
             hosts.experiment_modules(settings.algorithm)
     exp_dir = Path(out) / experiment.name
     summaries = {}

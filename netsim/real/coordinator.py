@@ -25,6 +25,7 @@ import torch
 
 from netsim.algorithms import hooks
 from netsim.engine.evaluation import Evaluator, evaluate
+from netsim.network.faults import plan
 from netsim.real import frames, hosts
 from netsim.real.ledger import Ledger
 from netsim.results.recorder import Recorder, stopped_by
@@ -207,6 +208,7 @@ class Coordinator:
                         "graph": self.graph,
                         "roles": self.role_names,
                         "drives": self.drives,
+                        "plan": plan(self.settings.faults, self.roles),  # one for every node
                     },
                 )
             elif op in ("sent", "arrived", "lost"):

@@ -8,8 +8,11 @@ The surface is the simulated node's (netsim/node.py), with these meanings:
   recorded as ``overrun`` in records.csv); with ``compute="real"`` it lasts what it takes.
   As in simulation, the update is applied at the step's end, so a role that sends ``node.x``
   during the step sends the parameters from before it.
-- ``send`` returns a future done once the frame is written to the socket or lost (the
-  simulation's event fires at delivery, which a sender cannot observe for real).
+- ``send`` returns a future done, with the message, once the frame is written to the socket
+  or dropped at the sender (the simulation's event fires at delivery, which a sender cannot
+  observe for real).
+- faults (lives.py, outages.py): an offline node's roles are cancelled and started again
+  when it comes back; a Slow fault on when a step starts multiplies its emulated time.
 - ``recv``/``wait``/``sleep``/``all_of``/``any_of``: asyncio futures and timeouts; waiting
   registers at the call, as in simulation, and an unfinished wait is never cancelled.
 - ``now``: seconds since the run's common t0.
@@ -88,7 +91,7 @@ class RealNode(NodeState):
         compute = world.settings.compute
         seconds = compute.step_seconds(
             world.work.base_step_seconds, self._slowdown, self.rng, measured
-        )
+        ) * world.faults.slowdown(self.id, t_start)  # a Slow fault on as the step starts
         if measured > seconds and not compute.calibrate:
             self.record("overrun", measured - seconds)
         await asyncio.sleep(seconds - (time.perf_counter() - started))
@@ -106,9 +109,10 @@ class RealNode(NodeState):
 
     @staticmethod
     def ended(sent: asyncio.Future) -> Message | None:
-        """None: a message is written to TCP, which delivers it or fails the run; the real
-        runtime has no faults (netsim/node.py's gives the simulated message's fate)."""
-        return None
+        """The message of a send once it was written to TCP or dropped at its sender (see its
+        ``dropped`` and ``drop_reason``), else None. A written message's fate is unknown to
+        its sender: it is not dropped as far as the sender can tell."""
+        return sent.result() if sent.done() else None
 
     def recv(self, kind: str, timeout: float | None = None) -> asyncio.Future:
         loop = asyncio.get_running_loop()
@@ -123,8 +127,14 @@ class RealNode(NodeState):
 
     def _give_up(self, kind: str, future: asyncio.Future) -> None:
         if not future.done():
-            self._waiting[kind].remove(future)
+            if future in self._waiting[kind]:  # not if the node went offline since
+                self._waiting[kind].remove(future)
             future.set_result(None)
+
+    def forget(self) -> None:
+        """The node went offline: what it held in memory, its mail and its waits, is gone."""
+        self._mail.clear()
+        self._waiting.clear()
 
     def deliver(self, message: Message) -> None:
         waiting = self._waiting[message.kind]

@@ -23,7 +23,9 @@ from netsim import specfile
 from netsim.engine.execution import Steps
 from netsim.engine.population import SGD, zeros
 from netsim.real import frames
+from netsim.real.lives import Lives
 from netsim.real.node import RealNode
+from netsim.real.outages import Schedule
 from netsim.real.transport import Transport
 from netsim.units import parse_time
 from netsim.workload import Workload, resolve_device
@@ -54,11 +56,18 @@ class NodeProcess:
         self.node = RealNode(
             self, i, self.roles[i], self.work.local_data(i), self.work.slowdowns[i]
         )
+        self.faults = Schedule(job["plan"], self.roles, self.settings.seed, i)
+        self.lives: Lives | None = None  # once the run starts
         network = self.settings.network.resolve(self.roles)
         rng = self.work.node_rng(i, 3)
         self.transport = Transport(
             i, network, rng, lambda: self.node.now, self.node.deliver, self.report
         )
+        self.transport.faults, self.transport.offline = self.faults, self.offline
+
+    def offline(self) -> bool:
+        """Whether this node is offline now (its roles stopped by the fault plan)."""
+        return self.lives is not None and self.lives.gone
 
     def lr(self) -> float:
         return self.work.lr(self.reached)
@@ -107,33 +116,19 @@ async def _run(connect: str, i: int, listen: str) -> int:
 
 
 async def _serve(world: NodeProcess, reader, writer) -> int:
-    node, algorithm = world.node, world.settings.algorithm
-    roles = {name: asyncio.create_task(getattr(algorithm, name)(node)) for name in world.role_names}
     failed = asyncio.get_running_loop().create_future()
-
-    def finished(name: str, task: asyncio.Task) -> None:
-        if task.cancelled():
-            return
-        if task.exception() is not None:
-            if not failed.done():
-                text = "".join(traceback.format_exception(task.exception()))
-                failed.set_result((f"role {name!r} of node {node.id} failed", text))
-            return
-        if name in world.drives and all(roles[r].done() for r in roles if r in world.drives):
-            world.report("drove", node.id)
-
-    for name, task in roles.items():
-        task.add_done_callback(lambda t, name=name: finished(name, t))
+    world.lives = lives = Lives(world, failed)
+    lives.start()
+    faults = asyncio.ensure_future(lives.follow(world.faults))
     control = asyncio.ensure_future(_control(world, reader))
     await asyncio.wait([control, failed], return_when=asyncio.FIRST_COMPLETED)
-    for task in roles.values():
-        task.cancel()
-    await asyncio.gather(*roles.values(), return_exceptions=True)
+    faults.cancel()
+    await lives.stop()
     await world.transport.close()
     if failed.done():
-        world.report("error", node.id, *failed.result())
+        world.report("error", world.node.id, *failed.result())
     elif control.result() == "stop":
-        world.report("final", node.id, world.X[0].clone(), world.B[0].clone(), _memory())
+        world.report("final", world.node.id, world.X[0].clone(), world.B[0].clone(), _memory())
     try:
         await writer.drain()
         writer.close()

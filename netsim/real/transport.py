@@ -1,14 +1,17 @@
 """A node's links on real TCP: one listening socket, one lazy outgoing connection per peer.
 
-``send`` never blocks the caller. A message first meets its edge's loss (dropped at the
-sender, no bytes on the wire) and noise, is encoded once (its frame body is exactly
+``send`` never blocks the caller. A message first meets the fault plan (outages.py: dropped
+at the sender, no bytes on the wire, when its receiver is offline, its link down or a
+partition between them, "offline", "link down", "partition"; or lost to its edge's loss or a
+loss burst, "loss") and its edge's noise, is encoded once (its frame body is exactly
 ``Message.size`` bytes; tensors are written from their own memory), then waits in the link
 to its destination until its edge's latency has passed (the OS adds nothing on loopback or
 in a namespace without netem) and is written.
 Frames to one peer keep their order, so the k-th frame a node receives from a peer is the
 k-th frame that peer wrote to it: the pair (sender, receiver, k) names a message in both
 processes' reports, and the coordinator joins them into messages.csv rows. A peer that
-cannot be reached, or whose connection breaks, loses the message, as the network would.
+cannot be reached, or whose connection breaks, loses the message, as the network would. A
+frame that reaches a node while it is offline is dropped there ("offline").
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from netsim.network.message import Message, decode, encode_parts
 from netsim.network.noise import noisy
 from netsim.network.spec import ResolvedNetwork
 from netsim.real import frames
+from netsim.real.outages import Schedule
 
 
 class Transport:
@@ -43,6 +47,8 @@ class Transport:
         self._written: Counter[int] = Counter()  # frames handed to each peer's link
         self._read: Counter[int] = Counter()  # frames received from each peer
         self._server: asyncio.base_events.Server | None = None
+        self.faults: Schedule | None = None  # the run's fault plan, set by the node process
+        self.offline: Callable[[], bool] = lambda: False  # whether this node is offline now
 
     async def listen(self, host: str, port: int) -> int:
         """Starts accepting peers' frames; returns the port (chosen by the OS for port 0)."""
@@ -56,15 +62,20 @@ class Transport:
         msg.t_arrive = t_arrive
         k = self._read[msg.src]
         self._read[msg.src] += 1
+        if self.offline():
+            self._report("arrived", msg.src, self.me, k, t_arrive, "offline")
+            return
         self._report("arrived", msg.src, self.me, k, t_arrive)
         self._deliver(msg)
 
     def send(self, msg: Message) -> asyncio.Future:
-        """Starts msg on its way; the future is done once it is written or lost."""
+        """Starts msg on its way; the future is done, with msg, once it is written or lost
+        (then msg.dropped and msg.drop_reason say why)."""
         done = asyncio.get_running_loop().create_future()
         msg.t_send = self.now()
         edge = self.network.edge(msg.src, msg.dst)
-        if msg.src != msg.dst and edge.loss > 0 and self.rng.random() < edge.loss:
+        if reason := self._dropped(msg, edge):
+            msg.dropped, msg.drop_reason = True, reason
             self._report(
                 "sent",
                 msg.src,
@@ -74,9 +85,9 @@ class Transport:
                 msg.data_bytes,
                 msg.t_send,
                 None,
-                "loss",
+                reason,
             )
-            done.set_result(None)
+            done.set_result(msg)
             return done
         if edge.noise and msg.src != msg.dst:
             msg.payload = noisy(msg.payload, edge.noise, self.rng)
@@ -90,15 +101,28 @@ class Transport:
             link = self._links[msg.dst] = asyncio.Queue()
             self._pumps.append(asyncio.create_task(self._pump(msg.dst, link)))
         due = asyncio.get_running_loop().time() + (0.0 if msg.src == msg.dst else edge.latency)
-        link.put_nowait((due, parts, k, done))
+        link.put_nowait((due, parts, k, msg, done))
         return done
+
+    def _dropped(self, msg: Message, edge) -> str:
+        """Why msg is dropped at its sender, or "": as the simulation's fabric decides, the
+        edge's loss drawn first, then the faults (a fault's reason before the loss's)."""
+        if msg.src == msg.dst:
+            return ""
+        lost = edge.loss > 0 and self.rng.random() < edge.loss
+        if self.faults is None:
+            return "loss" if lost else ""
+        reason = self.faults.at_send(msg.src, msg.dst, msg.t_send)
+        if not reason and (lost or self.faults.lost(msg.t_send)):
+            reason = "loss"
+        return reason
 
     async def _pump(self, dst: int, link: asyncio.Queue) -> None:
         """Writes dst's frames in order, each once its latency has passed."""
         loop = asyncio.get_running_loop()
         writer = None
         while True:
-            due, parts, k, done = await link.get()
+            due, parts, k, msg, done = await link.get()
             if (wait := due - loop.time()) > 0:
                 await asyncio.sleep(wait)
             try:
@@ -107,11 +131,12 @@ class Transport:
                 frames.write_parts(writer, parts)
                 await writer.drain()
             except (OSError, KeyError):  # gone, refused or broken: the message is lost
+                msg.dropped, msg.drop_reason = True, "unreachable"
                 self._report("lost", self.me, dst, k, "unreachable")
                 if writer is not None:
                     writer.close()
                 writer = None
-            done.set_result(None)
+            done.set_result(msg)
 
     async def close(self) -> None:
         for pump in self._pumps:

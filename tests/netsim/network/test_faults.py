@@ -228,20 +228,6 @@ def test_a_malformed_trace_row_is_named_by_its_line(tmp_path):
         _check(tmp_path, [Churn(trace=str(trace))])
 
 
-def test_the_real_runtime_refuses_faults_before_any_run(tmp_path):
-    experiment = Experiment(
-        "e",
-        [Run("r", SGD(), faults=[Crash(0, at=1)])],
-        data="synthetic_fmnist",
-        model="logistic",
-        workers=2,
-        steps=5,
-    )
-    with pytest.raises(ConfigError, match="run 'r': faults are simulated only"):
-        runner.run(experiment, tmp_path, runtime="real", progress=False, plot=False)
-    assert not (tmp_path / "e" / "r").exists()
-
-
 def test_no_faults_is_no_plan():
     from netsim.network.faults import plan
 
