@@ -55,6 +55,7 @@ class Coordinator:
         self.engine = None
         n = len(self.roles)
         self.X, self.B = work.x0.repeat(n, 1), work.b0.repeat(n, 1)
+        self.online = [True] * n if settings.faults else None  # as the nodes' records say
         self.until = parse_time(settings.until) if settings.until is not None else None
         config = settings.describe() | {
             "run": name,
@@ -252,6 +253,8 @@ class Coordinator:
             self._finish()
 
     def _on_record(self, t: float, node: int, name: str, value: float) -> None:
+        if name == "offline" and self.online is not None:  # the evaluated model may be an
+            self.online[node] = not value  # online node's (AllReduceSGD)
         self.recorder.record(t, node, name, value)
 
     def _ask_snapshots(self) -> None:
@@ -274,14 +277,12 @@ class Coordinator:
         self.finals[node] = (x, b, memory)
 
     def global_model(self) -> torch.Tensor:
-        return hooks.global_model(self.algorithm, self.X, self.roles)
+        return hooks.global_model(self.algorithm, self.X, self.roles, self.online)
 
     def global_buffers(self) -> torch.Tensor:
-        return (
-            self.B[0]
-            if self.B.shape[1] == 0
-            else hooks.global_model(self.algorithm, self.B, self.roles)
-        )
+        if self.B.shape[1] == 0:
+            return self.B[0]
+        return hooks.global_model(self.algorithm, self.B, self.roles, self.online)
 
 
 def run(name, settings, graph, run_dir: Path, progress, where) -> dict:

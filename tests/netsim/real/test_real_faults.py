@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from netsim import Compute, Experiment, Network, Run, run
-from netsim.algorithms import GoSGD, P2PPull
+from netsim.algorithms import AllReduceSGD, GoSGD, P2PPull, SyncPS
 from netsim.faults import Churn, Crash, LinkDown, LossBurst, Partition, Slow
 
 JITTER = 0.05  # s: how late a node process may act on a planned instant (asyncio scheduling)
@@ -140,4 +140,18 @@ def test_a_node_offline_for_good_ends_and_the_run_finishes_without_it(tmp_path, 
     out = results(tmp_path, tiny(Run("gone", GoSGD(p=0.5), faults=[fault]), steps=12))
     steps = {i: sum(s["node"] == str(i) for s in out["steps"]) for i in range(4)}
     assert steps[0] < 12 and all(steps[i] == 12 for i in (1, 2, 3)), steps
+    assert out["summary"]["final_accuracy"] is not None
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    [SyncPS(timeout="0.2s"), AllReduceSGD(timeout="0.2s")],
+    ids=["sync_ps", "allreduce"],
+)
+def test_algorithms_that_wait_go_on_past_a_crash_with_a_timeout(tmp_path, algorithm):
+    fault = Crash(1, at="0.3s", restart="0.4s", state="reset")
+    out = results(tmp_path, tiny(Run("wait", algorithm, faults=[fault]), steps=20))
+    assert [(i, v) for i, _, v in offline_rows(out["records"])] == [(1, 1), (1, 0)]
+    workers = {s["node"] for s in out["steps"] if int(s["step"]) == 20}
+    assert len(workers) == 4, workers  # every worker, node 1 too, ran its budget
     assert out["summary"]["final_accuracy"] is not None
