@@ -115,6 +115,7 @@ ALGORITHMS = [
     pytest.param(SGD(), {"workers": 1}, True, id="sgd"),
     pytest.param(SyncPS(), {}, True, id="sync_ps"),
     pytest.param(AllReduceSGD(), {}, True, id="allreduce"),
+    pytest.param(AllReduceSGD(timeout="5s"), {}, True, id="allreduce_elastic"),
     pytest.param(AsyncPS(), {"momentum": 0.0}, True, id="async_ps"),
     pytest.param(P2PPull(), {}, False, id="p2p"),  # replies depend on versions held
     pytest.param(GoSGD(p=0.5), {}, False, id="gosgd"),  # the last step races the run's end
