@@ -56,8 +56,6 @@ def _federated(experiment) -> bool:
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_experiment_file_runs_unchanged_for_real(path, tmp_path):
     experiment = load(str(path))
-    if any(r.settings.get("faults") for r in experiment.runs):
-        pytest.skip("faults are simulated only: the real runtime refuses them (docs/real.md)")
     tiny = TINY if experiment.shared.get("partition") != "per_user" else TINY[1:5]
     tiny = [*tiny, "compute='real'"]
     if experiment.shared.get("workers", 4) > 16:
