@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from netsim import Compute, Network
 from netsim.experiment import Settings
 from netsim.runner import preflight
 
@@ -13,6 +14,18 @@ TINY = {
     "batch": 16,
     "eval_subset": 200,
     "device": "cpu",
+}
+
+# four workers of logistic regression, 20 ms steps, 1 ms links: runs under faults in a second
+UNDER_FAULTS = {
+    "model": "logistic",
+    "workers": 4,
+    "steps": 40,
+    "eval_every": "10s",
+    "eval_subset": 50,
+    "execution": "loop",
+    "compute": Compute(step_time="0.02s"),
+    "network": Network(bandwidth="100Mbit/s", latency="1ms"),
 }
 
 

@@ -6,22 +6,12 @@ import csv
 import pytest
 import torch
 
-from netsim import Compute, Network
 from netsim.algorithms import AllReduceSGD
 from netsim.faults import Crash, Partition
-from tests.conftest import make_simulation
+from tests.conftest import UNDER_FAULTS, make_simulation
 
 WAIT = 0.05
-SETTINGS = {
-    "model": "logistic",
-    "workers": 4,
-    "steps": 40,
-    "eval_every": "10s",
-    "eval_subset": 50,
-    "execution": "loop",
-    "compute": Compute(step_time="0.02s"),
-    "network": Network(bandwidth="100Mbit/s", latency="1ms"),
-}
+SETTINGS = UNDER_FAULTS
 
 
 def simulate(tmp_path, algorithm, **settings):

@@ -5,21 +5,11 @@ import csv
 
 import pytest
 
-from netsim import Compute, Network
 from netsim.algorithms import SGP
 from netsim.faults import Crash, LinkDown, Partition
-from tests.conftest import make_simulation
+from tests.conftest import UNDER_FAULTS, make_simulation
 
-SETTINGS = {
-    "model": "logistic",
-    "workers": 4,
-    "steps": 40,
-    "eval_every": "10s",
-    "eval_subset": 50,
-    "execution": "loop",
-    "compute": Compute(step_time="0.02s"),
-    "network": Network(bandwidth="100Mbit/s", latency="1ms"),
-}
+SETTINGS = UNDER_FAULTS
 
 
 def mass(tmp_path, faults, **settings):
