@@ -1,15 +1,14 @@
 """The coordinator of a real run: node processes, the barrier, t0, rows, evaluations, the end.
 
-It listens on a control port, starts one process per node (netsim/real/process.py) on this
-host, or waits for them to come from the hosts of a hosts file (hosts.py), sends each the
-run, waits until every node listens (the barrier), then announces a common t0 a moment
-ahead. From then on it is the run's recorder: step, record and message rows arrive from the
-nodes (a message's row is the join of its sender's and its receiver's reports) and are
-written to the same results folder as a simulation, with times in seconds since t0.
-Evaluations are the simulation's (netsim/engine/evaluation.py) on snapshots of every node's
-parameters, asked for when the steps every worker reached cross ``eval_every``. The run ends
-as in simulation: every driving role done, the first worker done (``stop="first"``), or
-``until``. A failing node stops the run; its traceback is shown once; rows so far are kept.
+It listens on a control port, starts a process per node (netsim/real/process.py) here or
+waits for those of a hosts file (hosts.py), sends each the run, waits until every node
+listens (the barrier) and announces a common t0 a moment ahead. Then it is the run's
+recorder: step, record and message rows come from the nodes (a message's row joins its
+sender's and its receiver's reports) into a simulation's results folder, times in seconds
+since t0. Evaluations are the simulation's (engine/evaluation.py) on snapshots of every
+node's parameters. The run ends as in simulation: every driving role done, the first worker
+done (``stop="first"``), ``until``, or a stall under faults (watchdog.py). A failing node
+stops the run; its traceback is shown once; rows so far are kept.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from netsim.engine.evaluation import Evaluator, evaluate
 from netsim.network.faults import plan
 from netsim.real import frames, hosts
 from netsim.real.ledger import Ledger
+from netsim.real.watchdog import Watchdog
 from netsim.results.recorder import Recorder, stopped_by
 from netsim.units import parse_time
 from netsim.workload import Workload, resolve_device
@@ -57,6 +57,7 @@ class Coordinator:
         self.X, self.B = work.x0.repeat(n, 1), work.b0.repeat(n, 1)
         self.online = [True] * n if settings.faults else None  # as the nodes' records say
         self.until = parse_time(settings.until) if settings.until is not None else None
+        self.watchdog = Watchdog(plan(settings.faults, self.roles), self.roles, settings.seed)
         config = settings.describe() | {
             "run": name,
             "roles": self.roles,
@@ -160,13 +161,18 @@ class Coordinator:
             await asyncio.sleep(0.01)
 
     async def _timers(self) -> None:
-        """until, and evaluations every eval_every seconds when eval_every is a time."""
+        """until, evaluations every eval_every seconds when eval_every is a time, and under
+        faults without until the stall check (watchdog.py) every second."""
         every = self.settings.eval_every
         period = parse_time(every) if isinstance(every, str) else None
         next_eval = period if period else math.inf
+        watch = 1.0 if self.settings.faults and self.until is None else math.inf
         while True:
-            due = min(next_eval, self.until if self.until is not None else math.inf)
+            due = min(next_eval, self.until or math.inf, self.now() + watch)
             await asyncio.sleep(max(0.0, due - self.now()) if due < math.inf else 3600)
+            if watch < math.inf and self.watchdog.stalled(now := self.now()):
+                why = f"run {self.name!r} stalled at t={now:.3f}s: {self.watchdog.why(now)}"
+                return self._finish(RealRunError(why))
             if self.until is not None and self.now() >= self.until:
                 self._finish()
                 return
@@ -175,11 +181,9 @@ class Coordinator:
                 next_eval += period
 
     def _finish(self, error: BaseException | None = None) -> None:
-        if self.end.done():
-            return
-        if error is None:
+        if not self.end.done() and error is None:
             self.end.set_result(None)
-        else:
+        elif not self.end.done():
             self.end.set_exception(error)
 
     # -- what the nodes say ------------------------------------------------------------
@@ -209,11 +213,12 @@ class Coordinator:
                         "graph": self.graph,
                         "roles": self.role_names,
                         "drives": self.drives,
-                        "plan": plan(self.settings.faults, self.roles),  # one for every node
+                        "plan": self.watchdog.schedule.plan,  # one for every node
                     },
                 )
             elif op in ("sent", "arrived", "lost"):
                 getattr(self.ledger, op)(*args)
+                self.watchdog.saw(op, args)
             else:
                 getattr(self, "_on_" + op)(*args)
         if node is not None and node not in self.finals and not (self.end.done() or self.closed):
@@ -232,6 +237,7 @@ class Coordinator:
         self._finish(RealRunError(f"run {self.name!r}: {what}"))
 
     def _on_step(self, node: int, step: int, t_start: float, t_end: float, loss: float) -> None:
+        self.watchdog.progress(t_end, t_end - t_start)
         reached = self.recorder.steps_reached()
         self.recorder.step(node, step, t_start, t_end, loss)
         now = self.recorder.steps_reached()

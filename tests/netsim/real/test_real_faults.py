@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import signal
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,35 @@ def test_algorithms_that_wait_go_on_past_a_crash_with_a_timeout(tmp_path, algori
     workers = {s["node"] for s in out["steps"] if int(s["step"]) == 20}
     assert len(workers) == 4, workers  # every worker, node 1 too, ran its budget
     assert out["summary"]["final_accuracy"] is not None
+
+
+def test_a_real_run_that_waits_for_a_dead_node_ends_with_one_line_saying_why(tmp_path, monkeypatch):
+    # SyncPS without a timeout waits for worker 1's gradients for ever once it has crashed:
+    # the simulation sees at once that nothing is left to happen, a real run sees that
+    # nothing happens (netsim/real/watchdog.py; 2 s here instead of 10)
+    from netsim.real import coordinator, watchdog
+
+    monkeypatch.setattr(watchdog, "QUIET", 2.0)
+    experiment = tiny(Run("stall", SyncPS(), faults=[Crash(1, at="0.3s")]))
+
+    def late(signum, frame):  # a broken check would hang the run: fail it instead
+        raise TimeoutError("no stall declared within 60 s")
+
+    before = signal.signal(signal.SIGALRM, late)
+    signal.alarm(60)
+    try:
+        with pytest.raises(coordinator.RealRunError) as error:
+            run(experiment, out=tmp_path, runtime="real", progress=False, plot=False)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
+    said = str(error.value)
+    assert said.startswith("run 'stall' stalled at t=")
+    quiet = float(said.split("arrived for ")[1].split(" s;")[0])
+    assert 2.0 <= quiet < 2.0 + 1.0 + JITTER  # at least QUIET, checked every second
+    assert "; node 1 offline; " in said
+    assert "faults or loss caused it" in said and "\n" not in said
+    stalled_at = float(said.split("t=")[1].split("s:")[0])
+    assert 2.3 <= stalled_at < 2.3 + 1.0 + JITTER + 1.0  # 2 s after the last step, checked each s
+    summary = json.loads((tmp_path / "faults" / "stall" / "summary.json").read_text())
+    assert summary["complete"] is False
