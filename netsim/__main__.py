@@ -4,14 +4,17 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
 
 def _stopped_while_starting(signum, frame):
+    # nothing was run and nothing written: leave at once. An exception raised here could land
+    # inside a library's import that swallows it (a bare except), and the run went on.
     what = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
-    print(f"netsim: {what} while starting; nothing was run", file=sys.stderr)
-    sys.exit(130 if signum == signal.SIGINT else 143)
+    print(f"netsim: {what} while starting; nothing was run", file=sys.stderr, flush=True)
+    os._exit(130 if signum == signal.SIGINT else 143)
 
 
 if __name__ == "__main__":  # torch and the rest take seconds to load on a cold start
