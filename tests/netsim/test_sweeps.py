@@ -132,6 +132,8 @@ def netsim_cli(tmp_path, out, **popen):
     )
 
 
+# 26 s, for CI's 10 minutes: the interrupted-sweep test above covers resuming in CI
+@pytest.mark.slow
 def test_ctrl_c_stops_the_pool_and_the_same_command_finishes_it(tmp_path):
     # Ctrl-C in a terminal signals the whole process group: the pool's workers too
     cli = netsim_cli(tmp_path, tmp_path / "cut", start_new_session=True)

@@ -72,6 +72,7 @@ def rows(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow  # CI's 10 minutes: run with pytest -m slow
 def test_ps_vs_p2p_runs_for_real_like_the_simulation(tmp_path):
     real = netsim(
         "experiments/ps_vs_p2p.py", "--runtime", "real", "--out", tmp_path / "real", *SMALL
@@ -109,22 +110,24 @@ def test_ps_vs_p2p_runs_for_real_like_the_simulation(tmp_path):
         assert all(float(s["t_end"]) - float(s["t_start"]) >= 0.05 * 0.9 for s in steps)
 
 
+SLOW = pytest.mark.slow  # CI's 10 minutes; the others of each kind stay in CI
 FED = {"steps": None, "eval_every": "0.5s", "momentum": 0.0, "compute": Compute(step_time=0.002)}
 # (algorithm, settings, whether its sends are fixed by its seed alone, not by timing)
 ALGORITHMS = [
     pytest.param(SGD(), {"workers": 1}, True, id="sgd"),
     pytest.param(SyncPS(), {}, True, id="sync_ps"),
     pytest.param(AllReduceSGD(), {}, True, id="allreduce"),
-    pytest.param(AllReduceSGD(timeout="5s"), {}, True, id="allreduce_elastic"),
-    pytest.param(AsyncPS(), {"momentum": 0.0}, True, id="async_ps"),
-    pytest.param(P2PPull(), {}, False, id="p2p"),  # replies depend on versions held
+    pytest.param(AllReduceSGD(timeout="5s"), {}, True, id="allreduce_elastic", marks=SLOW),
+    pytest.param(AsyncPS(), {"momentum": 0.0}, True, id="async_ps", marks=SLOW),
+    pytest.param(P2PPull(), {}, False, id="p2p", marks=SLOW),  # replies depend on versions held
     pytest.param(GoSGD(p=0.5), {}, False, id="gosgd"),  # the last step races the run's end
     pytest.param(SGP(), {}, True, id="sgp"),
-    pytest.param(DPSGD(), {"topology": "ring"}, True, id="dpsgd"),
-    pytest.param(ADPSGD(), {"topology": "ring"}, True, id="adpsgd"),  # peers drawn from the seed
-    pytest.param(RWM(), {"topology": "ring"}, False, id="rwm"),  # stop="first" is a race
+    pytest.param(DPSGD(), {"topology": "ring"}, True, id="dpsgd", marks=SLOW),
+    # AD-PSGD's peers are drawn from the seed; RWM's stop="first" is a race
+    pytest.param(ADPSGD(), {"topology": "ring"}, True, id="adpsgd", marks=SLOW),
+    pytest.param(RWM(), {"topology": "ring"}, False, id="rwm", marks=SLOW),
     pytest.param(FedAvg(rounds=2, C=0.5, E=1), FED, True, id="fedavg"),
-    pytest.param(FedProx(mu=0.1, rounds=2, C=0.5, E=1), FED, True, id="fedprox"),
+    pytest.param(FedProx(mu=0.1, rounds=2, C=0.5, E=1), FED, True, id="fedprox", marks=SLOW),
 ]
 
 
@@ -227,6 +230,7 @@ def test_ctrl_c_stops_every_node_and_keeps_complete_rows(tmp_path):
     assert summary["complete"] is False and summary["steps_per_worker"] > 0
 
 
+@pytest.mark.slow  # CI's 10 minutes: run with pytest -m slow
 def test_hosts_file_deals_nodes_round_robin_to_agents(tmp_path):
     hosts = tmp_path / "hosts.txt"
     hosts.write_text("# two hosts on loopback\n127.0.0.2\n127.0.0.3\n")

@@ -110,6 +110,7 @@ def test_links_down_partitions_and_loss_bursts_drop_what_is_sent_in_them_with_th
     assert out["summary"]["final_accuracy"] is not None
 
 
+@pytest.mark.slow  # CI's 10 minutes: run with pytest -m slow
 def test_churn_and_crashes_go_offline_at_the_same_instants_as_in_simulation(tmp_path):
     faults = [Churn(fraction=0.3, session="0.4s"), Crash(2, at="0.3s")]  # node 2: for good
     experiment = tiny(Run("churn", GoSGD(p=0.5), faults=faults), steps=None, until="1.5s")
@@ -126,6 +127,7 @@ def test_churn_and_crashes_go_offline_at_the_same_instants_as_in_simulation(tmp_
     assert not any(s["node"] == "2" and float(s["t_end"]) >= 0.3 + JITTER for s in out["steps"])
 
 
+@pytest.mark.slow  # CI's 10 minutes: run with pytest -m slow
 def test_a_slow_node_steps_factor_times_slower_in_its_interval(tmp_path):
     fault = Slow(0, factor=4.0, at="0.3s", until="0.8s")
     out = results(tmp_path, tiny(Run("slow", GoSGD(p=0.0), faults=[fault]), steps=20))
@@ -136,6 +138,7 @@ def test_a_slow_node_steps_factor_times_slower_in_its_interval(tmp_path):
         assert took < (0.2 if slow else 0.05) * 1.2 + JITTER, s
 
 
+@pytest.mark.slow  # CI's 10 minutes: run with pytest -m slow
 @pytest.mark.parametrize("fault", [Crash(0, at="0.2s")])
 def test_a_node_offline_for_good_ends_and_the_run_finishes_without_it(tmp_path, fault):
     out = results(tmp_path, tiny(Run("gone", GoSGD(p=0.5), faults=[fault]), steps=12))
@@ -149,6 +152,7 @@ def test_a_node_offline_for_good_ends_and_the_run_finishes_without_it(tmp_path, 
     [SyncPS(timeout="0.2s"), AllReduceSGD(timeout="0.2s")],
     ids=["sync_ps", "allreduce"],
 )
+@pytest.mark.slow  # CI's 10 minutes: run with pytest -m slow
 def test_algorithms_that_wait_go_on_past_a_crash_with_a_timeout(tmp_path, algorithm):
     fault = Crash(1, at="0.3s", restart="0.4s", state="reset")
     out = results(tmp_path, tiny(Run("wait", algorithm, faults=[fault]), steps=20))
