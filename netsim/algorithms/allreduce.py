@@ -31,6 +31,7 @@ online.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar
 
 from netsim.algorithms import ops
@@ -108,8 +109,10 @@ class AllReduceSGD:
                 del early[key]  # of steps abandoned or of groups gone
 
 
+@lru_cache(maxsize=256)
 def _rounds(algorithm: str, members: tuple[int, ...], P: int, me: int) -> list[Round]:
-    """The schedule of the group's members (ranks in order of id), with peers as node ids."""
+    """The schedule of the group's members (ranks in order of id), with peers as node ids;
+    kept, since a group lasts many steps."""
     plan = SCHEDULES[algorithm](len(members), P)[members.index(me)]
     ids = [[(members[j], a, b) for j, a, b in moves] for r in plan for moves in r[:2]]
     return [Round(ids[2 * t], ids[2 * t + 1], r.reduce) for t, r in enumerate(plan)]
