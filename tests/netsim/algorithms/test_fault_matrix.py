@@ -5,7 +5,6 @@ import csv
 
 import pytest
 
-from netsim import Compute, Network
 from netsim.algorithms import (
     ADPSGD,
     DPSGD,
@@ -19,7 +18,7 @@ from netsim.algorithms import (
     SyncPS,
 )
 from netsim.faults import Churn, Crash, LinkDown, LossBurst, Partition
-from tests.conftest import make_simulation
+from tests.conftest import UNDER_FAULTS, make_simulation
 
 WAIT = "0.05s"  # each algorithm's timeout: a few steps
 ALGORITHMS = {
@@ -49,18 +48,8 @@ REASONS = {"loss", "offline", "link down", "partition", "in flight"}
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_every_algorithm_runs_through_every_fault(tmp_path, name, fault):
     algorithm, extra = ALGORITHMS[name]
-    settings = {
-        "model": "logistic",
-        "workers": 4,
-        "steps": 20,
-        "eval_every": "1s",
-        "eval_subset": 100,
-        "execution": "loop",
-        "compute": Compute(step_time="0.02s"),
-        "network": Network(bandwidth="100Mbit/s", latency="1ms"),
-        "faults": FAULTS[fault],
-    }
-    sim = make_simulation(algorithm, tmp_path, **(settings | extra))
+    settings = {"steps": 20, "eval_every": "1s", "eval_subset": 100, "faults": FAULTS[fault]}
+    sim = make_simulation(algorithm, tmp_path, **(UNDER_FAULTS | settings | extra))
     summary = sim.run()
     assert summary["final_accuracy"] is not None
     with open(tmp_path / "messages.csv") as handle:
