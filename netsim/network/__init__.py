@@ -1,7 +1,8 @@
 """The network: what it is (the ``Network`` spec) and how bytes move through it.
 
 - spec.py: ``Network``, per-node and per-edge settings, parsed from human units;
-- message.py: the msgpack wire format and a message's exact size in bytes;
+- message.py: the msgpack wire format and a message's exact size in bytes; unpack.py:
+  reading it back with one copy of each tensor's data (the real runtime's receivers);
 - noise.py: the Gaussian noise a noisy edge adds to a payload;
 - fabric.py: messages on the simulated clock (latency, uplink, edge, downlink, loss, noise);
 - maxmin.py: max-min fair sharing of links among concurrent flows;

@@ -29,6 +29,8 @@ import msgpack
 import numpy as np
 import torch
 
+from netsim.network.unpack import WireError, unpack
+
 _TENSOR, _ARRAY = 1, 2
 _MARK = 127  # a placeholder extension, never on the wire (encode_parts)
 _FIXEXT_LENGTHS = (1, 2, 4, 8, 16)
@@ -230,7 +232,10 @@ def _ext_bytes(code: int, length: int) -> bytes:
 
 def decode(wire: bytes) -> Message:
     """The Message encoded in wire, with fresh writable tensors and arrays."""
-    fields_ = msgpack.unpackb(wire, ext_hook=_from_ext, strict_map_key=False)
+    try:
+        fields_ = unpack(wire)
+    except WireError as err:
+        raise MessageError(str(err)) from None
     return Message(fields_["src"], fields_["dst"], fields_["kind"], fields_["payload"])
 
 
@@ -283,18 +288,3 @@ def _ext_header(length: int) -> int:
     if length < 2**16:
         return 4
     return 6
-
-
-def _from_ext(code: int, data: bytes):
-    unpacker = msgpack.Unpacker()
-    unpacker.feed(data)
-    dtype, shape = unpacker.unpack()
-    raw = memoryview(data)[unpacker.tell() :]
-    if code == _ARRAY:
-        return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()
-    if code != _TENSOR or not isinstance(getattr(torch, dtype, None), torch.dtype):
-        raise MessageError(f"unknown extension {code} ({dtype!r}); sender and receiver differ")
-    if not raw:
-        return torch.empty(shape, dtype=getattr(torch, dtype))
-    # A bytearray copy makes the tensor own writable memory.
-    return torch.frombuffer(bytearray(raw), dtype=getattr(torch, dtype)).reshape(shape)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import socket
 import struct
 import time
 
@@ -30,6 +31,7 @@ class Clock:
 
 
 MAX_FRAME = 2**32 - 1
+_JOIN_BELOW = 64 * 1024  # bytes: pieces smaller than this are joined before a write
 
 
 async def read(reader: asyncio.StreamReader) -> bytes | None:
@@ -47,13 +49,46 @@ def write(writer: asyncio.StreamWriter, body: bytes) -> None:
     writer.write(_LENGTH.pack(len(body)) + body)
 
 
-def write_parts(writer: asyncio.StreamWriter, parts: list) -> int:
-    """One frame whose body is the pieces one after another (no copy of large pieces here);
-    returns the body's length."""
+async def connect(host: str, port: int) -> socket.socket:
+    """A connected non-blocking TCP socket to (host, port), Nagle off (as asyncio's streams)."""
+    loop = asyncio.get_running_loop()
+    error: OSError = OSError(f"cannot resolve {host}")
+    for family, kind, proto, _, address in await loop.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM
+    ):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await loop.sock_connect(sock, address)
+            return sock
+        except OSError as err:
+            sock.close()
+            error = err
+    raise error
+
+
+async def send_parts(sock: socket.socket, parts: list) -> int:
+    """Writes one frame whose body is the pieces one after another; returns the body's length.
+
+    Large pieces go to the socket from their own memory, never copied in Python (asyncio's
+    stream writer of Python 3.11 joins what it is given, then copies what the socket does not
+    take at once: two copies of every payload); small ones are joined, so that a frame's
+    headers do not leave as packets of their own."""
     length = sum(memoryview(part).nbytes for part in parts)
     if length > MAX_FRAME:
         raise ValueError(f"a frame of {length} bytes exceeds the 4 GiB frame limit")
-    writer.writelines([_LENGTH.pack(length), *parts])
+    loop = asyncio.get_running_loop()
+    small: list = [_LENGTH.pack(length)]
+    for part in parts:
+        if memoryview(part).nbytes < _JOIN_BELOW:
+            small.append(part)
+            continue
+        await loop.sock_sendall(sock, b"".join(small))
+        small = []
+        await loop.sock_sendall(sock, part)
+    if small:
+        await loop.sock_sendall(sock, b"".join(small))
     return length
 
 

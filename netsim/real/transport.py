@@ -120,23 +120,26 @@ class Transport:
     async def _pump(self, dst: int, link: asyncio.Queue) -> None:
         """Writes dst's frames in order, each once its latency has passed."""
         loop = asyncio.get_running_loop()
-        writer = None
-        while True:
-            due, parts, k, msg, done = await link.get()
-            if (wait := due - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            try:
-                if writer is None:
-                    _, writer = await asyncio.open_connection(*self.addresses[dst])
-                frames.write_parts(writer, parts)
-                await writer.drain()
-            except (OSError, KeyError):  # gone, refused or broken: the message is lost
-                msg.dropped, msg.drop_reason = True, "unreachable"
-                self._report("lost", self.me, dst, k, "unreachable")
-                if writer is not None:
-                    writer.close()
-                writer = None
-            done.set_result(msg)
+        sock = None
+        try:
+            while True:
+                due, parts, k, msg, done = await link.get()
+                if (wait := due - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                try:
+                    if sock is None:
+                        sock = await frames.connect(*self.addresses[dst])
+                    await frames.send_parts(sock, parts)
+                except (OSError, KeyError):  # gone, refused or broken: the message is lost
+                    msg.dropped, msg.drop_reason = True, "unreachable"
+                    self._report("lost", self.me, dst, k, "unreachable")
+                    if sock is not None:
+                        sock.close()
+                    sock = None
+                done.set_result(msg)
+        finally:
+            if sock is not None:
+                sock.close()
 
     async def close(self) -> None:
         for pump in self._pumps:
