@@ -10,6 +10,7 @@ hosts of the run (docs/real.md).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import pickle
 import socket
 import struct
@@ -50,12 +51,17 @@ def write(writer: asyncio.StreamWriter, body: bytes) -> None:
 
 
 async def connect(host: str, port: int) -> socket.socket:
-    """A connected non-blocking TCP socket to (host, port), Nagle off (as asyncio's streams)."""
+    """A connected non-blocking TCP socket to (host, port), Nagle off (as asyncio's streams).
+    A numeric address is used as it is: a name lookup runs on a thread (milliseconds)."""
     loop = asyncio.get_running_loop()
+    try:
+        ip = ipaddress.ip_address(host)
+        family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+        found = [(family, socket.SOCK_STREAM, 0, "", (host, port))]
+    except ValueError:
+        found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     error: OSError = OSError(f"cannot resolve {host}")
-    for family, kind, proto, _, address in await loop.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM
-    ):
+    for family, kind, proto, _, address in found:
         sock = socket.socket(family, kind, proto)
         try:
             sock.setblocking(False)
