@@ -89,7 +89,10 @@ class Fabric:
             if edge.bandwidth is not None:
                 self._edge_link[uv] = len(capacities)
                 capacities.append(edge.bandwidth)
-        self._links = MaxMin(env, capacities, width=3 if self._edge_link else 2)
+        width, sigma = 3 if self._edge_link else 2, self.net.unfairness
+        self._links = MaxMin(env, capacities, width, weighted=sigma > 0)
+        if sigma > 0:  # a stream of its own: loss and noise draw what they draw without it
+            self._weights = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
 
     def transmit(self, msg: Message) -> simpy.Event:
         """Start carrying msg; the returned event succeeds with msg, after on_done(msg) ran."""
@@ -139,7 +142,8 @@ class Fabric:
         links = (1 + src, 1 + len(self._queued_up) + dst)
         if self._links.width == 3:
             links += (self._edge_link.get((src, dst), NO_LINK),)
-        self._links.start(links, 8.0 * transfer.size, partial(self._moved, transfer))
+        weight = self._weights.lognormal(0.0, self.net.unfairness) if self._links.weighted else 1.0
+        self._links.start(links, 8.0 * transfer.size, partial(self._moved, transfer), weight)
 
     def _moved(self, transfer: _Transfer):
         self._queued_up[transfer.src] -= transfer.size

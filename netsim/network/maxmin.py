@@ -40,9 +40,10 @@ class _Group:
         self.links = np.empty((width, 0), dtype=np.intp)  # links[:, i]: flow i's link ids
         self.bits = np.empty(0)  # left to move at t
         self.rate = np.empty(0)  # bits/s since t; 0 until first shared
+        self.weight = np.empty(0)  # shares in proportion, under unfair sharing (else all 1)
         self.ids = np.empty(0, dtype=np.int64)  # keys of on_end
         self.on_end: dict[int, Callable[[], None]] = {}
-        self.new: list[tuple[tuple[int, ...], float, int]] = []  # started since the last reshare
+        self.new: list[tuple[tuple[int, ...], float, int, float]] = []  # since the last reshare
         self.t = t
         self.generation = 0  # bumped at every reshare or merge; older wake-ups are stale
         self.ended = 0  # flows ended since the group was last checked for a split
@@ -58,37 +59,45 @@ class _Group:
     def add_new(self):
         """Append the flows started since the last reshare, not moving yet."""
         if self.new:
-            links, bits, ids = zip(*self.new, strict=True)
+            links, bits, ids, weights = zip(*self.new, strict=True)
             links = np.array(list(zip(*links, strict=True)), dtype=np.intp)
             if len(self.ids):
                 self.links = np.concatenate([self.links, links], axis=1)
                 self.bits = np.concatenate([self.bits, bits])
                 self.rate = np.concatenate([self.rate, np.zeros(len(bits))])
                 self.ids = np.concatenate([self.ids, ids])
+                self.weight = np.concatenate([self.weight, weights])
             else:
                 self.links, self.bits, self.ids = links, np.array(bits), np.array(ids)
-                self.rate = np.zeros(len(bits))
+                self.rate, self.weight = np.zeros(len(bits)), np.array(weights)
             self.new = []
 
     def take(self, keep: np.ndarray):
         """Keep only the flows where keep is True."""
         self.links = self.links.compress(keep, axis=1)  # a[:, mask] would be F-ordered
         self.bits, self.rate, self.ids = self.bits[keep], self.rate[keep], self.ids[keep]
+        self.weight = self.weight[keep]
 
 
 class MaxMin:
-    """Links of the given capacities (bits/s; id NO_LINK must be math.inf), shared fairly."""
+    """Links of the given capacities (bits/s; id NO_LINK must be math.inf), shared fairly, or
+    with weighted=True in proportion to each flow's weight (weighted max-min)."""
 
-    def __init__(self, env: simpy.Environment, capacities: list[float], width: int):
-        self.env, self.width = env, width
+    def __init__(
+        self, env: simpy.Environment, capacities: list[float], width: int, weighted: bool = False
+    ):
+        self.env, self.width, self.weighted = env, width, weighted
         self.capacity = np.array(capacities, dtype=float)
         self._users = [0] * len(capacities)  # flows on each link
         self._group: list[_Group | None] = [None] * len(capacities)  # the group on each link
         self._dirty: dict[_Group, None] = {}  # groups whose flows changed at this instant
         self._next_id = 0
 
-    def start(self, links: tuple[int, ...], bits: float, on_end: Callable[[], None]):
-        """Start moving bits through links (width ids, NO_LINK for none); on_end() when done."""
+    def start(
+        self, links: tuple[int, ...], bits: float, on_end: Callable[[], None], weight: float = 1.0
+    ):
+        """Start moving bits through links (width ids, NO_LINK for none); on_end() when done.
+        Under weighted sharing the flow's rate is weight times its bottleneck's rate per unit."""
         groups = {}
         for link in links:
             if link != NO_LINK:
@@ -103,7 +112,7 @@ class MaxMin:
             if link != NO_LINK:
                 self._group[link] = group
         self._next_id += 1
-        group.new.append((links, bits, self._next_id))
+        group.new.append((links, bits, self._next_id, weight))
         group.on_end[self._next_id] = on_end
         self._changed(group)
 
@@ -115,6 +124,7 @@ class MaxMin:
         target.bits = np.concatenate([target.bits, source.bits])
         target.rate = np.concatenate([target.rate, source.rate])
         target.ids = np.concatenate([target.ids, source.ids])
+        target.weight = np.concatenate([target.weight, source.weight])
         target.on_end |= source.on_end
         target.new += source.new
         target.ended += source.ended
@@ -185,6 +195,7 @@ class MaxMin:
             part = _Group(self.width, group.t)
             part.links = group.links.compress(rows, axis=1)
             part.bits, part.rate, part.ids = group.bits[rows], group.rate[rows], group.ids[rows]
+            part.weight = group.weight[rows]
             part.on_end = {i: group.on_end.pop(i) for i in part.ids.tolist()}
             for link in np.unique(part.links).tolist():
                 if link != NO_LINK:
@@ -195,18 +206,21 @@ class MaxMin:
 
     def _share(self, group: _Group):
         """Set the group's max-min rates and schedule its earliest end."""
-        group.rate = max_min(group.links, self.capacity)
+        group.rate = max_min(group.links, self.capacity, group.weight if self.weighted else None)
         left = group.bits / group.rate
         row = int(left.argmin())
         wake = self.env.timeout(float(left[row]))
         wake.callbacks.append(partial(self._wake, group, group.generation, row))
 
 
-def max_min(links: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+def max_min(links: np.ndarray, capacity: np.ndarray, weight: np.ndarray | None = None):
     """Max-min fair rates of flows through links of these capacities: links[:, i] are the
-    link ids of flow i (a column, so that per-flow minima run over contiguous rows)."""
+    link ids of flow i (a column, so that per-flow minima run over contiguous rows). With
+    weights, weighted max-min: a link's spare capacity per unit of weight is what rises."""
     if links.shape[1] == 1:  # often so, and worth a shortcut: its tightest link
         return capacity[links[:, 0]].min(keepdims=True)
+    if weight is not None:
+        return _weighted(links, capacity, weight)
     count = np.bincount(links.ravel(), minlength=len(capacity))
     spare = capacity
     rate = todo = None  # made only when a first round does not freeze every flow
@@ -230,6 +244,28 @@ def max_min(links: np.ndarray, capacity: np.ndarray) -> np.ndarray:
         spare -= np.bincount(gone.ravel(), shares, minlength=len(capacity))
         count -= np.bincount(gone.ravel(), minlength=len(capacity))
         todo, links = todo[~frozen], links.compress(~frozen, axis=1)
+
+
+def _weighted(links: np.ndarray, capacity: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """max_min with weights: the same filling, a flow's rate its weight times its tightest
+    link's spare capacity per unit of the weight of the unfrozen flows crossing it."""
+    n_links = len(capacity)
+    total = np.bincount(links.ravel(), np.tile(weight, len(links)), minlength=n_links)
+    spare, rate, todo = capacity.copy(), np.empty(links.shape[1]), np.arange(links.shape[1])
+    while True:
+        level = spare[links] / total[links]
+        tightest = level.min(axis=0)
+        loose = np.zeros(n_links, dtype=bool)
+        loose[links[level > tightest]] = True
+        frozen = ~loose[links].all(axis=0)
+        got = weight * tightest
+        rate[todo[frozen]] = got[frozen]
+        if frozen.all():
+            return rate
+        gone = links.compress(frozen, axis=1)
+        spare -= np.bincount(gone.ravel(), np.tile(got[frozen], len(gone)), minlength=n_links)
+        total -= np.bincount(gone.ravel(), np.tile(weight[frozen], len(gone)), minlength=n_links)
+        todo, links, weight = todo[~frozen], links.compress(~frozen, axis=1), weight[~frozen]
 
 
 def connected(links: np.ndarray, n_links: int) -> np.ndarray:

@@ -13,6 +13,11 @@ the sender's uplink, the edge (if it has a capacity) and the receiver's downlink
 - "fifo": whole messages take turns on each NIC direction: a message holds the sender's
   uplink, then the receiver's downlink, and transmits at the smallest capacity on its path.
 
+Under "maxmin", ``unfairness`` = sigma > 0 gives each message a weight exp(N(0, sigma^2)),
+drawn when its flow starts from a stream of the run's seed, and shares capacity by weighted
+max-min: TCP flows through one bottleneck do not split it evenly, one runs ahead while the
+others wait, which max-min's common end hides (docs/fidelity.md measures it: "tcp").
+
 A message counts against the sender's uplink queue from send until its transfer ends, and
 against the receiver's downlink queue from when it enters that link until then.
 """
@@ -33,6 +38,10 @@ _GOODPUT = (lambda g: 0 < g <= 1, "in (0, 1], e.g. 0.956, or 'tcp'")
 # TCP over Ethernet: 1448 payload bytes (MSS with timestamps) per 1514-byte frame. Measured
 # through tbf in namespaces with plain sockets: 0.960 at 100 Mbit/s (docs/fidelity.md).
 TCP_GOODPUT = 1448 / 1514
+# sigma of the log-weights that reproduces how TCP flows into one tbf-shaped NIC finish
+# (fan-ins of 2 and 4, benchmarks/unfairness.py; docs/fidelity.md)
+TCP_UNFAIRNESS = 0.5
+_UNFAIRNESS = (lambda s: 0 <= s <= 10, "sigma in [0, 10], e.g. 0.5, or 'tcp'")
 _LOSS = (lambda p: 0 <= p <= 1, "a probability in [0, 1], e.g. 0.01")
 _NOISE = (lambda s: 0 <= s < math.inf, "a finite sigma >= 0, e.g. 0.01")
 
@@ -68,6 +77,7 @@ class ResolvedNetwork:
     nics: tuple[Nic, ...]
     default: Edge
     edges: Mapping[tuple[int, int], Edge]  # keyed (smaller id, larger id)
+    unfairness: float = 0.0  # sigma of the flows' log-weights under maxmin; 0: fair
 
     def edge(self, u: int, v: int) -> Edge:
         return self.edges.get((min(u, v), max(u, v)), self.default)
@@ -88,6 +98,7 @@ class Network:
     latency: float | str = 0.0  # one-way latency of every edge, s
     sharing: str = "maxmin"  # or "fifo"
     goodput: float | str = 1.0  # scales every capacity; "tcp": TCP_GOODPUT (1448/1514)
+    unfairness: float | str = 0.0  # maxmin: sigma of flows' log-weights; "tcp": TCP_UNFAIRNESS
     queue: float | str | None = None  # bytes per NIC direction, overflow drops; None: unlimited
     loss: float = 0.0  # per-edge probability of dropping a message
     noise: float = 0.0  # per-edge sigma of Gaussian noise on floating payload tensors
@@ -99,6 +110,17 @@ class Network:
         check_fields(self, "Network", NetworkError)
         if self.sharing not in _SHARINGS:
             raise NetworkError(f"Network.sharing = {self.sharing!r}: use one of {_SHARINGS}")
+        unfair = self.unfairness
+        unfair = (
+            TCP_UNFAIRNESS
+            if unfair == "tcp"
+            else _number("Network.unfairness", unfair, _UNFAIRNESS)
+        )
+        if unfair and self.sharing != "maxmin":
+            raise NetworkError(
+                f"Network.unfairness = {self.unfairness!r} weights max-min sharing: use "
+                f"sharing='maxmin', or unfairness=0 with sharing={self.sharing!r}"
+            )
         tcp = self.goodput == "tcp"
         goodput = TCP_GOODPUT if tcp else _number("Network.goodput", self.goodput, _GOODPUT)
         rate = lambda where, value: _unit(parse_rate, where, value) * goodput
@@ -137,7 +159,7 @@ class Network:
             if uv in edges:
                 raise NetworkError(f"{where}: given twice, as (u, v) and (v, u); give it once")
             edges[uv] = replace(default, **parsed)
-        return ResolvedNetwork(self.sharing, tuple(nics), default, edges)
+        return ResolvedNetwork(self.sharing, tuple(nics), default, edges, unfair)
 
 
 def _unit(parse: Callable, where: str, value):

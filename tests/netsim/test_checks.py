@@ -128,6 +128,7 @@ SETTINGS = sorted(f for f in Settings.__dataclass_fields__ if f != "algorithm")
 NESTED = [
     *("network.bandwidth", "network.latency", "network.loss", "network.noise", "network.queue"),
     *("network.sharing", "network.goodput", "network.nodes", "network.edges"),
+    "network.unfairness",
     *("compute.step_time", "compute.jitter", "compute.heterogeneity", "compute.stragglers"),
     *("compute.straggler_factor", "compute.slowdown", "compute.device_flops"),
     *("p2p.algorithm.timeout", "p2p.algorithm.compress", "p2p.algorithm.peers"),

@@ -18,6 +18,7 @@ import pytest
 import netsim
 from netsim import Compute, Experiment, Network, Run
 from netsim.algorithms import SGD, AsyncPS, P2PPull
+from netsim.network.spec import TCP_UNFAIRNESS
 from netsim.results.read import read_csv, read_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +42,7 @@ RUNS = {
     "queue": (PULL, TWO, "network", {"queue": "1kB"}),
     "maxmin": (PS, TWO, "network", {"sharing": "maxmin"}),
     "fifo": (PS, TWO, "network", {"sharing": "fifo"}),
+    "unfairness": (PS, TWO, "network", {"unfairness": "tcp"}),
     "edge_latency": (PS, ONE, "network", {"edges": {(0, 1): {"latency": "20ms"}}}),
     "edge_bandwidth": (PS, ONE, "network", {"edges": {(1, 0): {"bandwidth": "50Mbit/s"}}}),
     "edge_loss": (PULL, THREE, "network", {"edges": {(0, 1): {"loss": 1.0}}}),
@@ -212,6 +214,16 @@ def check_maxmin(run):  # both workers' first gradients share the server's downl
 def check_fifo(run):  # one gradient after the other through the server's downlink
     arrivals, alone = _first_two_gradients(run)
     assert arrivals == pytest.approx([STEP + alone, STEP + 2 * alone], rel=1e-9)
+
+
+def check_unfairness(run):  # weighted by exp(N(0, sigma^2)) from the run's own stream
+    arrivals, alone = _first_two_gradients(run)
+    fabric_rng = np.random.default_rng([0, 3])  # the run's seed 0, as sim.py seeds the fabric
+    weights = np.random.default_rng(fabric_rng.bit_generator.seed_seq.spawn(1)[0]).lognormal(
+        0.0, TCP_UNFAIRNESS, 2
+    )
+    first = STEP + alone * weights.sum() / weights.max()
+    assert arrivals == pytest.approx([first, STEP + 2 * alone], rel=1e-9)
 
 
 def check_noise(run):

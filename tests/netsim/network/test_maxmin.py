@@ -130,3 +130,51 @@ def test_flows_end_when_a_brute_force_fluid_model_says(seed):
         env.timeout(t).callbacks.append(lambda event, i=i: start(i, event))
     env.run()
     assert ends == pytest.approx(fluid(starts, capacity), rel=1e-9)
+
+
+def weighted_filling(flows, capacity, weight) -> list[float]:
+    """Textbook weighted progressive filling: the link with the smallest spare capacity per
+    unit of its unfrozen flows' weight fills first; each of its flows gets weight x that."""
+    rate: list[float | None] = [None] * len(flows)
+    spare = list(capacity)
+    while None in rate:
+        total = Counter()
+        for r, f, w in zip(rate, flows, weight, strict=True):
+            for link in f if r is None else ():
+                total[link] += w
+        level, tightest = min((spare[link] / w, link) for link, w in total.items())
+        for i, links in enumerate(flows):
+            if rate[i] is None and tightest in links:
+                rate[i] = weight[i] * level
+                for link in links:
+                    spare[link] -= rate[i]
+    return rate
+
+
+@pytest.mark.parametrize("width", [2, 3])
+@pytest.mark.parametrize("seed", range(40))
+def test_weighted_max_min_equals_weighted_progressive_filling(seed, width):
+    rng = np.random.default_rng(seed)
+    links, capacity = random_flows(rng, width)
+    weight = rng.lognormal(0.0, 1.0, links.shape[1])
+    expected = weighted_filling([tuple(f) for f in links.T.tolist()], capacity.tolist(), weight)
+    rates = max_min(links, capacity, weight)
+    assert rates.tolist() == pytest.approx(expected, rel=1e-9)
+    used = np.bincount(links.ravel(), np.tile(rates, width), minlength=len(capacity))
+    assert (used[1:] <= capacity[1:] * (1 + 1e-9)).all()  # no link carries more than it has
+    # equal weights are plain max-min
+    assert max_min(links, capacity, np.full(links.shape[1], 2.5)).tolist() == pytest.approx(
+        max_min(links, capacity).tolist(), rel=1e-12
+    )
+
+
+def test_weighted_flows_through_one_link_end_in_weight_order_and_the_link_never_idles():
+    env = simpy.Environment()
+    sharing = MaxMin(env, [math.inf, 12.0], width=1, weighted=True)
+    ends = {}
+    for name, weight in (("a", 1.0), ("b", 2.0), ("c", 3.0)):
+        sharing.start((1,), 12.0, lambda name=name: ends.setdefault(name, env.now), weight)
+    env.run()
+    # 6 units of weight: c at 6/12 per s ends at 2 s (a and b moved 4 and 8 bits by then);
+    # b then at 2/3 of 12 ends at 2 + 4/8 = 2.5 s; a has moved 6, ends at 2.5 + 6/12 = 3 s
+    assert ends == pytest.approx({"c": 2.0, "b": 2.5, "a": 3.0}, rel=1e-12)

@@ -8,6 +8,7 @@ import torch
 from netsim.network import Network, NetworkError
 from netsim.network.fabric import Fabric
 from netsim.network.message import Message
+from netsim.network.spec import TCP_UNFAIRNESS
 from netsim.units import parse_rate
 
 SHARINGS = ["maxmin", "fifo"]
@@ -432,6 +433,10 @@ def test_transmit_returns_an_event_that_fires_after_on_done():
         {"edges": {0: {"loss": 0.1}}},
         {"edges": {(0, 1): {"loss": 0.1}, (1, 0): {"loss": 0.2}}},
         {"edges": {(0, 1): {"loss": 2}}},
+        {"unfairness": -0.1},
+        {"unfairness": float("inf")},
+        {"unfairness": "fair"},
+        {"unfairness": 0.5, "sharing": "fifo"},
     ],
 )
 def test_bad_network_raises_one_line(spec):
@@ -484,3 +489,38 @@ def test_a_run_records_the_messages_still_in_flight_at_its_end(tmp_path):
     assert summary["dropped"] == 0
     assert (m["dropped"] == 1).all() and set(m["reason"]) == {"in flight"}
     assert np.isnan(m["t_arrive"]).all() and summary["bytes_sent"] == m["bytes"].sum() > 0
+
+
+def fan_in(network: Network, n: int, seed: int = 0) -> list[float]:
+    """Arrival times of n messages of 10 kB sent together into node 0."""
+    msgs = [sized(i, 0, 10_000) for i in range(1, n + 1)]
+    simulate(network, n + 1, [(0.0, msg) for msg in msgs], seed)
+    return [msg.t_arrive for msg in msgs]
+
+
+def test_unfair_flows_finish_apart_and_the_last_when_fair_sharing_ends():
+    fair = fan_in(Network("100Mbit/s"), 4)
+    assert fair == [approx(4 * 80_000 / 100e6)] * 4
+    unfair = fan_in(Network("100Mbit/s", unfairness=1.0), 4)
+    assert len(set(unfair)) == 4 and min(unfair) > 80_000 / 100e6
+    assert max(unfair) == approx(4 * 80_000 / 100e6)  # the downlink never idles
+
+
+def test_unfairness_is_seeded_and_tcp_names_the_measured_value():
+    unfair = Network("100Mbit/s", unfairness=0.5)
+    assert fan_in(unfair, 8, seed=1) == fan_in(unfair, 8, seed=1) != fan_in(unfair, 8, seed=2)
+    assert Network(unfairness="tcp").resolve(["worker"]).unfairness == TCP_UNFAIRNESS > 0
+    assert fan_in(Network("100Mbit/s", unfairness="tcp"), 8) == fan_in(
+        Network("100Mbit/s", unfairness=TCP_UNFAIRNESS), 8
+    )
+
+
+def test_unfairness_draws_from_its_own_stream():
+    # the same losses with and without it: the weights never consume the loss draws
+    def lost(unfairness):
+        msgs = [sized(i, 0, 10_000) for i in range(1, 9)]
+        network = Network("100Mbit/s", loss=0.5, unfairness=unfairness)
+        simulate(network, 9, [(0.0, msg) for msg in msgs], seed=3)
+        return [msg.dropped for msg in msgs]
+
+    assert lost(0.0) == lost(2.0) and 0 < sum(lost(0.0)) < 8
