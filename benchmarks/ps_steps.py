@@ -4,11 +4,13 @@ tbf-shaped NICs (the server's at 300 Mbit/s, the others' at 1 Gbit/s), against t
 of the same runs, at the McMahan CNN's size (6.65 MB a message) and at VGG-19's (80 MB).
 
 Prints each run's step-time percentiles (p5, p50, p95; a worker's step time is the gap between
-the ends of its consecutive steps, so it includes waiting, as Cui's Table I counts it) in both
-runtimes and their errors, and draws the overlaid histograms.
+the ends of its consecutive steps, so it includes waiting, as Cui's Table I counts it) measured
+and simulated, with max-min sharing ("sim") and with Network(unfairness="tcp") ("sim tcp"),
+and their errors, and draws the overlaid histograms. With --repeats R each run is measured R
+times and simulated with seeds 0..R-1, and the step times of all of them are pooled.
 
     sudo .venv/bin/python benchmarks/ps_steps.py [--steps N] [--models mcmahan_cnn,vgg19]
-        [--goodput G] [--plot FILE]
+        [--runs async_ps,p2p] [--repeats R] [--goodput G] [--plot FILE]
 
 The emulated compute (0.58 s a batch, 2% jitter) is a minimum in the real runtime: a real step
 that takes longer than that stretches the measured time. VGG-19 therefore trains at batch 1 on
@@ -43,21 +45,26 @@ SIZES = {  # model: settings that differ from the experiment's
 }
 
 
-def experiment(model: str, steps: int, goodput: float):
+def experiment(model: str, steps: int, goodput: float, runs=RUNS, seed: int = 0):
     spec = load(str(Path(__file__).resolve().parents[1] / "experiments" / "ps_vs_p2p.py"))
-    spec.select(list(RUNS))
+    spec.select(list(runs))
     fmnist = "fashion_mnist" if data.available("fashion_mnist") else "synthetic_fmnist"
     network = dataclasses.replace(spec.shared["network"], goodput=goodput)
     extra = {"data": fmnist} | SIZES[model]
     spec.shared |= {"model": model, "steps": steps, "eval_every": 10**9, "eval_subset": 100}
     spec.shared |= {"lr_schedule": "constant", "network": network, "execution": "loop"} | extra
+    spec.shared["seed"] = seed
     spec.name = f"ps_steps_{model}"
     return spec
 
 
-def measure(spec, out: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{run: (simulated step times, measured step times)}."""
+def measure(spec, out: Path) -> dict[str, dict[str, np.ndarray]]:
+    """{run: {"sim": max-min's step times, "sim tcp": unfairness="tcp"'s, "real": measured}}."""
     run(spec, out=out / "sim", progress=False, plot=False)
+    fair = spec.shared["network"]
+    spec.shared["network"] = dataclasses.replace(fair, unfairness="tcp")
+    run(spec, out=out / "tcp", progress=False, plot=False)
+    spec.shared["network"] = fair
     runs, checked = check(spec, out / "check")
     found = {}
     for (name, settings), (_, roles) in zip(runs, checked, strict=True):
@@ -68,9 +75,10 @@ def measure(spec, out: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                 [(a, 0) for a in addresses], bind=spaces.gateway, wrap=spaces.command
             )
             run(spec, out=out / "real", runtime="real", where=where, progress=False, plot=False)
-        sim = step_times(out / "sim" / spec.name / name)
-        real = step_times(out / "real" / spec.name / name)
-        found[name] = (sim, real)
+        found[name] = {
+            label: step_times(out / folder / spec.name / name)
+            for label, folder in (("sim", "sim"), ("sim tcp", "tcp"), ("real", "real"))
+        }
     return found
 
 
@@ -78,6 +86,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="steps per worker (default 20)")
     parser.add_argument("--models", default="mcmahan_cnn,vgg19", help="which sizes to run")
+    parser.add_argument("--runs", default=",".join(RUNS), help="which runs (async_ps, p2p)")
+    parser.add_argument("--repeats", type=int, default=1, help="measurements pooled per run")
     parser.add_argument("--goodput", type=float, default=1448 / 1514, help="the simulation's")
     parser.add_argument("--plot", default="ps_steps_hist.png", help="the histograms' file")
     args = parser.parse_args()
@@ -86,16 +96,29 @@ def main() -> int:
         return 2
     out = Path(tempfile.mkdtemp(prefix="ps-steps-"))
     results = {}
-    header = f"{'model':<12} {'run':<9} {'':>4} {'p5 (s)':>8} {'p50 (s)':>8} {'p95 (s)':>8}"
-    print(header)
+    print(
+        f"{'model':<12} {'run':<9} {'':>8} {'p5 (s)':>8} {'p50 (s)':>8} {'p95 (s)':>8} "
+        f"{'mean (s)':>8}"
+    )
     for model in args.models.split(","):
-        for name, (sim, real) in measure(experiment(model, args.steps, args.goodput), out).items():
-            results[(model, name)] = (sim, real)
-            qs, qr = np.percentile(sim, [5, 50, 95]), np.percentile(real, [5, 50, 95])
-            for label, q in (("sim", qs), ("real", qr)):
-                print(f"{model:<12} {name:<9} {label:>4} " + " ".join(f"{v:>8.3f}" for v in q))
-            error = qs / qr - 1
-            print(f"{model:<12} {name:<9} {'err':>4} " + " ".join(f"{e:>+8.1%}" for e in error))
+        pooled: dict[str, dict[str, list]] = {}
+        for seed in range(args.repeats):
+            spec = experiment(model, args.steps, args.goodput, args.runs.split(","), seed)
+            for name, times in measure(spec, out / f"seed={seed}").items():
+                for label, values in times.items():
+                    pooled.setdefault(name, {}).setdefault(label, []).append(values)
+        for name, times in pooled.items():
+            times = {label: np.concatenate(values) for label, values in times.items()}
+            results[(model, name)] = times
+            q = {
+                label: np.percentile(v, [5, 50, 95]).tolist() + [v.mean()]
+                for label, v in times.items()
+            }
+            for label, values in q.items():
+                print(f"{model:<12} {name:<9} {label:>8} " + " ".join(f"{v:>8.3f}" for v in values))
+            for label, row in (("sim", "err"), ("sim tcp", "err tcp")):
+                error = np.array(q[label]) / np.array(q["real"]) - 1
+                print(f"{model:<12} {name:<9} {row:>8} " + " ".join(f"{e:>+8.1%}" for e in error))
     histograms(results, args.plot)
     print(f"histograms: {args.plot}; results: {out}")
     return 0
@@ -107,15 +130,30 @@ def histograms(results, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3.2), squeeze=False)
-    for ax, ((model, name), (sim, real)) in zip(axes[0], results.items(), strict=True):
-        bins = np.linspace(0, max(sim.max(), real.max()) * 1.05, 30)
-        ax.hist(real, bins=bins, alpha=0.6, label="real (namespaces)", color="tab:orange")
-        ax.hist(sim, bins=bins, alpha=0.6, label="simulated", color="tab:blue")
+    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.4), squeeze=False)
+    styles = {
+        "real": ("real (namespaces)", "tab:orange"),
+        "sim": ("simulated, max-min", "tab:blue"),
+    }
+    styles["sim tcp"] = ('simulated, unfairness="tcp"', "tab:green")
+    for ax, ((model, name), times) in zip(axes[0], results.items(), strict=True):
+        bins = np.linspace(0, max(v.max() for v in times.values()) * 1.05, 30)
+        for label, values in times.items():
+            text, color = styles[label]
+            fill = label == "real"
+            ax.hist(
+                values,
+                bins=bins,
+                alpha=0.5 if fill else 1.0,
+                label=text,
+                color=color,
+                histtype="stepfilled" if fill else "step",
+                linewidth=1.6,
+            )
         ax.set_title(f"{name}, {model}")
         ax.set_xlabel("seconds per batch")
     axes[0][0].set_ylabel("steps")
-    axes[0][0].legend()
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
