@@ -6,7 +6,9 @@ filling: all rates rise together, and a link whose fair share spare / unfrozen i
 than the share of any other link its unfrozen flows cross is a bottleneck; it freezes them at
 that share and gives the rest of the links what is left. Freezing every such link in one
 round, not only the tightest one, gives the same rates in far fewer rounds: a link's share
-never falls while flows elsewhere freeze below it, so a local bottleneck stays one.
+never falls while flows elsewhere freeze below it, so a local bottleneck stays one. Weighted
+(Network.unfairness): what rises is a link's spare capacity per unit of its unfrozen flows'
+weight, and a flow's rate is its weight times that at its bottleneck.
 
 Rates depend on each other only within a group of flows connected through shared links, so
 the group is the unit of work. Its flows live in numpy arrays, and when flows start or end in
