@@ -1,9 +1,11 @@
 """The simulated clock against real TCP on the small cases: one transfer and a fan-in of 4.
 
 Skipped, with the reason, where network namespaces or tbf cannot be made (not root, no
-iproute2). The simulation uses TCP's goodput (Network(goodput="tcp")). The bound is 8%, not
-the 3% the fidelity work aims at: on a 2-core machine shared with other jobs the real
-runtime's own CPU time shows up as network time (docs/fidelity.md).
+iproute2). The simulation uses TCP's goodput (Network(goodput="tcp")). The single transfer
+must agree within the 3% the fidelity work aims at; on the idle 2-core machine it came within
+0.5% in five runs. The fan-in's bound is 5%: five runs came within 0.1-2.6% there, and on a
+machine with other jobs the four senders' CPU time shows up as network time
+(docs/fidelity.md).
 """
 
 import pytest
@@ -20,13 +22,13 @@ pytestmark = pytest.mark.skipif(WHY is not None, reason=f"fidelity needs namespa
 def test_one_transfer_of_4_mb_at_100_mbit_s(tmp_path):
     network = Network("100Mbit/s", goodput="tcp")
     result = harness.measure("one", patterns.one(4 * MB), network, tmp_path)
-    assert result.sim_last == pytest.approx(result.real_last, rel=0.08)
+    assert result.sim_last == pytest.approx(result.real_last, rel=0.03)
 
 
 def test_fan_in_of_4_into_a_300_mbit_s_receiver(tmp_path):
     network = Network("1Gbit/s", goodput="tcp", nodes={0: {"bandwidth": "300Mbit/s"}})
     result = harness.measure("fan_in", patterns.fan_in(4, 4 * MB), network, tmp_path)
-    assert result.sim_last == pytest.approx(result.real_last, rel=0.08)
+    assert result.sim_last == pytest.approx(result.real_last, rel=0.05)
     assert len(result.real) == 4 and all(key in result.sim for key in result.real)
 
 
