@@ -1,0 +1,31 @@
+"""The benchmark scripts that need no root: they run, and their simulated halves are right."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import unfairness  # noqa: E402
+
+
+def test_wire_prints_both_ways_and_their_ratios():
+    result = subprocess.run(
+        [sys.executable, "benchmarks/wire.py", "--mb", "2", "--repeats", "1"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.rstrip().endswith("x")]
+    assert [row.split()[0] for row in rows] == ["send", "decode"]
+
+
+def test_unfairness_simulates_order_statistics_over_max_mins_end():
+    fair = unfairness.simulated(4, 0.0, seeds=2)
+    assert fair == pytest.approx(np.ones((2, 4)), rel=1e-12)
+    uneven = unfairness.simulated(4, 0.5, seeds=3)
+    assert uneven.shape == (3, 4) and (np.diff(uneven, axis=1) >= 0).all()
+    assert uneven[:, -1] == pytest.approx(1.0) and (uneven[:, 0] < 0.95).all()
