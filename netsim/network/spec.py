@@ -39,7 +39,7 @@ _GOODPUT = (lambda g: 0 < g <= 1, "in (0, 1], e.g. 0.956, or 'tcp'")
 # through tbf in namespaces with plain sockets: 0.960 at 100 Mbit/s (docs/fidelity.md).
 TCP_GOODPUT = 1448 / 1514
 # sigma of the log-weights that reproduces how TCP flows into one tbf-shaped NIC finish
-# (fan-ins of 2 and 4, benchmarks/unfairness.py; docs/fidelity.md)
+# (fan-ins of 2, 4 and 8, benchmarks/unfairness.py; docs/fidelity.md)
 TCP_UNFAIRNESS = 0.5
 _UNFAIRNESS = (lambda s: 0 <= s <= 10, "sigma in [0, 10], e.g. 0.5, or 'tcp'")
 _LOSS = (lambda p: 0 <= p <= 1, "a probability in [0, 1], e.g. 0.01")
