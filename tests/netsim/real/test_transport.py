@@ -1,0 +1,61 @@
+"""A node's links on loopback TCP, without node processes: frames written from the payload's
+own memory arrive whole and in order, and a peer nobody listens at loses the message."""
+
+import asyncio
+import socket
+
+import numpy as np
+import torch
+
+from netsim import Network
+from netsim.network.message import Message
+from netsim.real.transport import Transport
+
+
+def transport(me: int, delivered: list, reports: list) -> Transport:
+    network = Network("1Gbit/s").resolve(["worker"] * 3)
+    clock = asyncio.get_running_loop().time
+    return Transport(
+        me, network, np.random.default_rng(me), clock, delivered.append,
+        lambda *row: reports.append(row),
+    )  # fmt: skip
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def exchange():
+    got, reports = [], []
+    sender, receiver = transport(0, [], reports), transport(1, got, reports)
+    port = await receiver.listen("127.0.0.1", 0)
+    sender.addresses = {1: ("127.0.0.1", port), 2: ("127.0.0.1", closed_port())}
+    big = torch.randn(1_000_000)  # 4 MB: the walking decoder
+    sent = [
+        sender.send(Message(0, 1, "x", {"x": big, "k": 0})),
+        sender.send(Message(0, 1, "x", {"x": torch.arange(5), "k": 1})),
+        sender.send(Message(0, 1, "x", {"x": big * 2, "k": 2, "note": "last"})),
+    ]
+    lost = await sender.send(Message(0, 2, "x", {"x": big}))
+    await asyncio.gather(*sent)
+    for _ in range(200):
+        if len(got) == 3:
+            break
+        await asyncio.sleep(0.01)
+    await sender.close()
+    await receiver.close()
+    return big, got, lost, reports
+
+
+def test_frames_arrive_whole_and_in_order_and_an_unreachable_peer_loses_the_message():
+    big, got, lost, reports = asyncio.run(exchange())
+    assert [m.k for m in got] == [0, 1, 2] and got[2].note == "last"
+    assert torch.equal(got[0].x, big) and torch.equal(got[2].x, big * 2)
+    assert torch.equal(got[1].x, torch.arange(5))
+    got[0].x.add_(1)  # received tensors are the receiver's own, writable memory
+    assert lost.dropped and lost.drop_reason == "unreachable"
+    assert ("lost", 0, 2, 0, "unreachable") in reports
+    arrived = [row for row in reports if row[0] == "arrived"]
+    assert [row[3] for row in arrived] == [0, 1, 2]  # the k-th frame from the sender
