@@ -90,8 +90,9 @@ async def send_parts(sock: socket.socket, parts: list) -> int:
         if memoryview(part).nbytes < _JOIN_BELOW:
             small.append(part)
             continue
-        await loop.sock_sendall(sock, b"".join(small))
-        small = []
+        if small:
+            await loop.sock_sendall(sock, b"".join(small))
+            small = []
         await loop.sock_sendall(sock, part)
     if small:
         await loop.sock_sendall(sock, b"".join(small))
