@@ -48,8 +48,7 @@ def measured(n: int, repeats: int) -> np.ndarray:
     rows = []
     for _ in range(repeats):
         result = harness.measure(f"fan_in_{n}", patterns.fan_in(n, SIZE), network())
-        rows.append(sorted(result.real.values()))
-        rows[-1] = np.array(rows[-1]) / max(result.sim.values())
+        rows.append(np.sort(list(result.real.values())) / max(result.sim.values()))
     return np.array(rows)
 
 

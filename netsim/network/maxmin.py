@@ -218,56 +218,40 @@ class MaxMin:
 def max_min(links: np.ndarray, capacity: np.ndarray, weight: np.ndarray | None = None):
     """Max-min fair rates of flows through links of these capacities: links[:, i] are the
     link ids of flow i (a column, so that per-flow minima run over contiguous rows). With
-    weights, weighted max-min: a link's spare capacity per unit of weight is what rises."""
+    weights, weighted max-min: what rises is a link's spare capacity per unit of the weight of
+    its unfrozen flows, and a flow gets its weight times that at its tightest link."""
     if links.shape[1] == 1:  # often so, and worth a shortcut: its tightest link
         return capacity[links[:, 0]].min(keepdims=True)
-    if weight is not None:
-        return _weighted(links, capacity, weight)
-    count = np.bincount(links.ravel(), minlength=len(capacity))
+
+    def per_link(columns: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+        """Flows (or the values given) added up per link, over these columns of link ids."""
+        values = None if values is None else np.tile(values, len(columns))
+        return np.bincount(columns.ravel(), values, minlength=len(capacity))
+
+    total = per_link(links, weight)  # unfrozen flows (or their weight) on each link
     spare = capacity
     rate = todo = None  # made only when a first round does not freeze every flow
     while True:
-        share = spare[links] / count[links]
-        tightest = share.min(axis=0)
+        level = spare[links] / total[links]
+        tightest = level.min(axis=0)
         # A link is a bottleneck unless one of its flows has a tighter link elsewhere.
         loose = np.zeros(len(capacity), dtype=bool)
-        loose[links[share > tightest]] = True
+        loose[links[level > tightest]] = True
         frozen = ~loose[links].all(axis=0)
+        got = tightest if weight is None else weight * tightest
         if frozen.all():
             if rate is None:
-                return tightest
-            rate[todo] = tightest
+                return got
+            rate[todo] = got
             return rate
         if rate is None:
             rate, todo, spare = np.empty(links.shape[1]), np.arange(links.shape[1]), spare.copy()
-        rate[todo[frozen]] = tightest[frozen]
-        gone = links.compress(frozen, axis=1)
-        shares = np.concatenate([tightest[frozen]] * len(gone))  # each row of gone
-        spare -= np.bincount(gone.ravel(), shares, minlength=len(capacity))
-        count -= np.bincount(gone.ravel(), minlength=len(capacity))
-        todo, links = todo[~frozen], links.compress(~frozen, axis=1)
-
-
-def _weighted(links: np.ndarray, capacity: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """max_min with weights: the same filling, a flow's rate its weight times its tightest
-    link's spare capacity per unit of the weight of the unfrozen flows crossing it."""
-    n_links = len(capacity)
-    total = np.bincount(links.ravel(), np.tile(weight, len(links)), minlength=n_links)
-    spare, rate, todo = capacity.copy(), np.empty(links.shape[1]), np.arange(links.shape[1])
-    while True:
-        level = spare[links] / total[links]
-        tightest = level.min(axis=0)
-        loose = np.zeros(n_links, dtype=bool)
-        loose[links[level > tightest]] = True
-        frozen = ~loose[links].all(axis=0)
-        got = weight * tightest
         rate[todo[frozen]] = got[frozen]
-        if frozen.all():
-            return rate
         gone = links.compress(frozen, axis=1)
-        spare -= np.bincount(gone.ravel(), np.tile(got[frozen], len(gone)), minlength=n_links)
-        total -= np.bincount(gone.ravel(), np.tile(weight[frozen], len(gone)), minlength=n_links)
-        todo, links, weight = todo[~frozen], links.compress(~frozen, axis=1), weight[~frozen]
+        spare -= per_link(gone, got[frozen])
+        total -= per_link(gone, None if weight is None else weight[frozen])
+        todo, links = todo[~frozen], links.compress(~frozen, axis=1)
+        weight = None if weight is None else weight[~frozen]
 
 
 def connected(links: np.ndarray, n_links: int) -> np.ndarray:

@@ -168,7 +168,7 @@ class Coordinator:
         next_eval = period if period else math.inf
         watch = 1.0 if self.settings.faults and self.until is None else math.inf
         while True:
-            due = min(next_eval, self.until or math.inf, self.now() + watch)
+            due = min(next_eval, math.inf if self.until is None else self.until, self.now() + watch)
             await asyncio.sleep(max(0.0, due - self.now()) if due < math.inf else 3600)
             if watch < math.inf and self.watchdog.stalled(now := self.now()):
                 why = f"run {self.name!r} stalled at t={now:.3f}s: {self.watchdog.why(now)}"
