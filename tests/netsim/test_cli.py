@@ -1,5 +1,6 @@
 """The command line: bad input exits non-zero with one clear line and no traceback."""
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -223,11 +224,31 @@ def test_a_broken_file_or_an_unwritable_out_is_one_line_before_any_run(
         assert lines[0].startswith(f"netsim: error: {spec.parent}/{message}")
 
 
+def wait_for_handlers(process, *signums, within: float = 30.0) -> None:
+    """Until process catches every one of signums (its SigCgt mask in /proc), or has ended.
+
+    A signal sent before that lands in the interpreter's own start-up (about 50 ms in a venv
+    whose editable install loads pathlib), where no program can answer it."""
+    import time
+
+    wanted = sum(1 << (signum - 1) for signum in signums)
+    deadline = time.monotonic() + within
+    while process.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+                         .split()[1], 16)  # fmt: skip
+            if caught & wanted == wanted:
+                return
+        time.sleep(0.002)
+
+
 @pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("after", [0.05, 0.3, 0.5, 0.7, 0.8, 1.0, 1.5])
+@pytest.mark.parametrize("after", [0.0, 0.3, 0.7, 1.5])
 def test_a_signal_at_any_moment_of_start_up_is_one_line_never_a_traceback(tmp_path, signum, after):
-    """Whenever it lands (while torch loads, the file is read, or the first run has begun),
-    the command ends with one line about it and its exit status, and nothing half-written."""
+    """Whenever it lands once netsim runs (while torch loads, the file is read, or the first run
+    has begun), the command ends with one line about it and its exit status, and nothing
+    half-written. `after` counts from the moment netsim's handlers are in place."""
     import json
     import signal
     import time
@@ -240,6 +261,7 @@ def test_a_signal_at_any_moment_of_start_up_is_one_line_never_a_traceback(tmp_pa
     command += ["--no-progress", "--set", "steps=1_000_000", "--set", "eval_every=1_000_000"]
     process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
+        wait_for_handlers(process, signal.SIGINT, signal.SIGTERM)
         time.sleep(after)
         process.send_signal(getattr(signal, signum))
         stderr = process.communicate(timeout=120)[1]
@@ -250,5 +272,7 @@ def test_a_signal_at_any_moment_of_start_up_is_one_line_never_a_traceback(tmp_pa
     last = stderr.strip().splitlines()[-1]
     word = "interrupted" if signum == "SIGINT" else "terminated (SIGTERM)"
     assert last.startswith(f"netsim: {word}")
+    if after == 0.0:  # the handlers are in place before torch loads
+        assert last == f"netsim: {word} while starting; nothing was run"
     for summary in (tmp_path / "out").glob("cli/*/summary.json"):  # a run had started
         assert json.loads(summary.read_text())["complete"] is False

