@@ -43,8 +43,10 @@ def _no_data(ax, what: str) -> None:
     ax.text(0.5, 0.5, f"no {what} yet", ha="center", va="center", transform=ax.transAxes)
 
 
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")  # a legend beside the axes included
+def _save(fig, path: Path, tight: bool = True) -> Path:
+    """tight: crop to what is drawn, a legend beside the axes included (one more draw of the
+    figure; not needed where constrained layout already fits titles and legends)."""
+    fig.savefig(path, dpi=DPI, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return path
 
@@ -177,7 +179,7 @@ def _plot_step_hist(runs: list[Run], exp_dir: Path) -> Path:
     fig.suptitle("Seconds per step of each worker: computing and waiting for messages")
     if not times:
         _no_data(axes[0], "worker steps")
-        return _save(fig, exp_dir / "step_time_hist.png")
+        return _save(fig, exp_dir / "step_time_hist.png", tight=False)
     pooled = np.concatenate([t for _, t in times])
     lo, hi = pooled.min(), pooled.max()
     # Spread over more than a decade (stragglers, blocking waits) reads better on log x.
@@ -199,7 +201,7 @@ def _plot_step_hist(runs: list[Run], exp_dir: Path) -> Path:
     if log:
         axes[-1].set_xscale("log")
     axes[-1].set_xlabel("Time per step, including communication (s)")
-    return _save(fig, exp_dir / "step_time_hist.png")
+    return _save(fig, exp_dir / "step_time_hist.png", tight=False)
 
 
 def _pooled_step_times(run: Run) -> np.ndarray:
@@ -225,7 +227,7 @@ def plot_experiment(
     loaded = _load(exp_dir, runs, marked, seeds)
     paths = [_plot_accuracy(loaded, exp_dir, axis, marked or {}) for axis in _ACCURACY_AXES]
     paths.append(_plot_step_hist(loaded, exp_dir))
-    paths.append(_save(_timeline.figure(loaded, timeline), exp_dir / "timeline.png"))
+    paths.append(_save(_timeline.figure(loaded, timeline), exp_dir / "timeline.png", tight=False))
     return paths
 
 
