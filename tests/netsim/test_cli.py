@@ -111,7 +111,9 @@ def test_timeline_picks_the_window_that_timeline_png_shows(tmp_path, monkeypatch
     from netsim.results import plots
 
     drawn = {}
-    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.setdefault(path.name, fig) and path)
+    monkeypatch.setattr(
+        plots, "_save", lambda fig, path, tight=True: drawn.setdefault(path.name, fig) and path
+    )
     assert in_process(tmp_path, "--no-progress", "--timeline", "0.5:") == 0
     start, end = drawn["timeline.png"].axes[0].get_xlim()
     assert start == 0.5 and end > start

@@ -19,7 +19,9 @@ TINY |= {"execution": "loop", "device": "cpu", "steps": 2, "eval_every": 1}
 def figures(monkeypatch):
     """The figures netsim.run drew last, by file name, kept open to be inspected."""
     drawn = {}
-    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.update({path.name: fig}) or path)
+    monkeypatch.setattr(
+        plots, "_save", lambda fig, path, tight=True: drawn.update({path.name: fig}) or path
+    )
     yield drawn
     plt.close("all")
 

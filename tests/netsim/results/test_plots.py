@@ -172,7 +172,9 @@ def test_no_runs_still_writes_figures(tmp_path):
 def figures(monkeypatch):
     """The figures plot_experiment draws, by file name, kept open to be inspected."""
     drawn = {}
-    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.setdefault(path.name, fig) and path)
+    monkeypatch.setattr(
+        plots, "_save", lambda fig, path, tight=True: drawn.setdefault(path.name, fig) and path
+    )
     yield drawn
     for fig in drawn.values():
         plt.close(fig)
