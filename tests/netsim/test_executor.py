@@ -49,7 +49,10 @@ def _way(way):
     return WAYS[way]
 
 
-@pytest.mark.parametrize("way", list(WAYS))
+# Ray's seeds: slow only (CI's 10 minutes); the grid below runs on Ray in CI
+@pytest.mark.parametrize(
+    "way", [pytest.param(w, marks=pytest.mark.slow) if w == "ray" else w for w in WAYS]
+)
 def test_seeds_give_the_files_of_each_seed_run_alone(tmp_path, way):
     kwargs, threads = _way(way)
     summaries = netsim.sweep(

@@ -60,6 +60,7 @@ experiment = Experiment("hog", data="synthetic_fmnist", model="small_cnn", worke
 """
 
 
+@pytest.mark.slow  # CI's 10 minutes; same-seed identity per algorithm stays in CI
 def test_the_same_seed_gives_byte_identical_files_with_a_cpu_hog_beside_it(tmp_path):
     spec = tmp_path / "exp.py"
     spec.write_text(EXPERIMENT)

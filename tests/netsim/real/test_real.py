@@ -116,12 +116,12 @@ FED = {"steps": None, "eval_every": "0.5s", "momentum": 0.0, "compute": Compute(
 ALGORITHMS = [
     pytest.param(SGD(), {"workers": 1}, True, id="sgd"),
     pytest.param(SyncPS(), {}, True, id="sync_ps"),
-    pytest.param(AllReduceSGD(), {}, True, id="allreduce"),
+    pytest.param(AllReduceSGD(), {}, True, id="allreduce", marks=SLOW),
     pytest.param(AllReduceSGD(timeout="5s"), {}, True, id="allreduce_elastic", marks=SLOW),
     pytest.param(AsyncPS(), {"momentum": 0.0}, True, id="async_ps", marks=SLOW),
     pytest.param(P2PPull(), {}, False, id="p2p", marks=SLOW),  # replies depend on versions held
     pytest.param(GoSGD(p=0.5), {}, False, id="gosgd"),  # the last step races the run's end
-    pytest.param(SGP(), {}, True, id="sgp"),
+    pytest.param(SGP(), {}, True, id="sgp", marks=SLOW),
     pytest.param(DPSGD(), {"topology": "ring"}, True, id="dpsgd", marks=SLOW),
     # AD-PSGD's peers are drawn from the seed; RWM's stop="first" is a race
     pytest.param(ADPSGD(), {"topology": "ring"}, True, id="adpsgd", marks=SLOW),
