@@ -47,7 +47,13 @@ def cases(quick: bool, goodput: float, unfairness=0.0) -> list[tuple[str, object
     found = []
     for rate in ("100Mbit/s", "1Gbit/s"):
         for size in (64 * KB, 256 * KB, MB, 4 * MB, 16 * MB, 64 * MB):
-            found.append((f"one {size // KB} kB @{rate.removesuffix('bit/s')}", patterns.one(size), net(rate)))
+            found.append(
+                (
+                    f"one {size // KB} kB @{rate.removesuffix('bit/s')}",
+                    patterns.one(size),
+                    net(rate),
+                )
+            )
     for n in (2, 4, 8, 16):
         found.append((f"fan-in {n} x 4 MB", patterns.fan_in(n, 4 * MB), slow_server()))
     # 8 nodes at 1 Gbit/s ask more of 2 cores than they have (docs/fidelity.md); at 100 Mbit/s
