@@ -1,7 +1,7 @@
 """The simulated network against real TCP: the same traffic patterns in both runtimes.
 
 Each pattern (validation/patterns.py) runs simulated and for real, its nodes in network
-namespaces with tbf-shaped NICs (netsim/real/netns.py), on the same Network. Prints, per
+namespaces with htb-shaped NICs (netsim/real/netns.py), on the same Network. Prints, per
 pattern, the last finisher's time in both and their error, then the distribution of the
 per-message completion-time errors, a fit of the TCP goodput factor and per-message constant
 from the single transfers, and draws the scatter plot (simulated vs measured, y = x).
@@ -15,7 +15,7 @@ of completion times is right.
     sudo .venv/bin/python benchmarks/fidelity.py [--quick] [--goodput G] [--unfairness U]
         [--only TEXT] [--plot FILE]
 
-Needs root and iproute2 (tbf); says so in one line otherwise. Run it on a quiet machine: a
+Needs root and iproute2 (htb); says so in one line otherwise. Run it on a quiet machine: a
 second job on the same cores shows up as network time.
 """
 
@@ -146,7 +146,7 @@ def scatter(pairs: np.ndarray, path: str) -> None:
     ax.loglog(pairs[:, 1], pairs[:, 0], ".", alpha=0.6, label="one message")
     lo, hi = pairs.min() * 0.8, pairs.max() * 1.25
     ax.plot([lo, hi], [lo, hi], "k--", linewidth=1, label="y = x")
-    ax.set_xlabel("measured completion time (s), real TCP through tbf")
+    ax.set_xlabel("measured completion time (s), real TCP through htb")
     ax.set_ylabel("simulated completion time (s)")
     ax.set_title("Simulated vs measured, per message")
     ax.legend()

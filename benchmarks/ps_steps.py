@@ -1,6 +1,6 @@
 """ps_vs_p2p's seconds per batch, simulated and for real: the parameter server and peer-to-peer
 runs of experiments/ps_vs_p2p.py on the real runtime, each node in a network namespace with
-tbf-shaped NICs (the server's at 300 Mbit/s, the others' at 1 Gbit/s), against the simulation
+htb-shaped NICs (the server's at 300 Mbit/s, the others' at 1 Gbit/s), against the simulation
 of the same runs, at the McMahan CNN's size (6.65 MB a message) and at VGG-19's (80 MB).
 
 Prints each run's step-time percentiles (p5, p50, p95; a worker's step time is the gap between
@@ -16,7 +16,7 @@ The emulated compute (0.58 s a batch, 2% jitter) is a minimum in the real runtim
 that takes longer than that stretches the measured time. VGG-19 therefore trains at batch 1 on
 32x32 inputs (synthetic_cifar10), which keeps its real step well under 0.58 s on two cores while
 its messages keep their 80 MB; the McMahan CNN trains as in the experiment (batch 32,
-Fashion-MNIST or its labelled substitute). Needs root and tc's tbf; says so in one line
+Fashion-MNIST or its labelled substitute). Needs root and tc's htb; says so in one line
 otherwise. Run it on a quiet machine: a second job on the same cores shows up as network time.
 """
 

@@ -2,7 +2,7 @@
 reproduces it.
 
 n senders at 1 Gbit/s send S bytes each at once into one receiver whose NIC is shaped to
-300 Mbit/s (tbf, network namespaces: netsim/real/netns.py). Max-min sharing ends every flow
+300 Mbit/s (htb, network namespaces: netsim/real/netns.py). Max-min sharing ends every flow
 at the same instant, n S / C; measured, some flows finish far earlier and the last one at
 that instant (the link never idles). Each run's completion times, sorted and divided by
 n S / C, are the order statistics; their means over the repetitions are compared with the
@@ -12,7 +12,7 @@ TCP_UNFAIRNESS holds the value measured for docs/fidelity.md).
 
     sudo .venv/bin/python benchmarks/unfairness.py [--repeats R] [--fan-ins 2,4,8]
 
-Needs root and tc's tbf; says so in one line otherwise. Run it on a quiet machine.
+Needs root and tc's htb; says so in one line otherwise. Run it on a quiet machine.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Runs a traffic pattern in both runtimes on the same Network and pairs up its messages.
 
-The real run's nodes live in network namespaces with their NICs shaped by tbf
+The real run's nodes live in network namespaces with their NICs shaped by htb
 (netsim/real/netns.py); the simulated run reads the same spec. Messages are matched by
 (src, dst, k), k counting that pair's messages in order of sending, so each yields a
 (simulated, measured) completion time t_arrive - t_send, and each pattern a last-finisher

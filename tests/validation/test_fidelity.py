@@ -1,12 +1,12 @@
 """The simulated clock against real TCP on the small cases: one transfer and a fan-in of 4.
 
-Skipped, with the reason, where network namespaces or tbf cannot be made (not root, no
+Skipped, with the reason, where network namespaces or htb cannot be made (not root, no
 iproute2). The simulation uses TCP's goodput (Network(goodput="tcp")). The single transfer
 must agree within the 3% the fidelity work aims at; on the idle 2-core machine it came within
 0.5% in five runs. The fan-in's bound is 5%: five runs came within 0.1-2.6% there.
 
 A real run on a shared machine is only ever slowed down: a CPU taken by another job (or by the
-hypervisor: steal time) delays the senders, the receivers and tbf's timer, and shows up as
+hypervisor: steal time) delays the senders, the receivers and the bucket's timer, and shows up as
 network time (docs/fidelity.md). So each case is measured up to three times and passes on the
 first measurement within its bound; a failure lists every measurement with the CPU time stolen
 while it ran. A model that is wrong fails all three.
