@@ -7,9 +7,10 @@ must agree within the 3% the fidelity work aims at; on the idle 2-core machine i
 
 A real run on a shared machine is only ever slowed down: a CPU taken by another job (or by the
 hypervisor: steal time) delays the senders, the receivers and the bucket's timer, and shows up as
-network time (docs/fidelity.md). So each case is measured up to three times and passes on the
+network time (docs/fidelity.md). So each case is measured up to five times and passes on the
 first measurement within its bound; a failure lists every measurement with the CPU time stolen
-while it ran. A model that is wrong fails all three.
+while it ran. A model that is wrong fails all five (on a noisy VM, 2 of 8 single transfers
+fell outside 3%, at -7.7% and -11.8%).
 """
 
 import os
@@ -25,7 +26,7 @@ WHY = netns.why_not()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"fidelity needs namespaces: {WHY}")
 
 
-TRIES = 3
+TRIES = 5
 
 
 def steal() -> float:
