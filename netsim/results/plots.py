@@ -43,9 +43,7 @@ def _no_data(ax, what: str) -> None:
     ax.text(0.5, 0.5, f"no {what} yet", ha="center", va="center", transform=ax.transAxes)
 
 
-def _save(fig, path: Path, tight: bool = True) -> Path:
-    """tight: crop to what is drawn, a legend beside the axes included (one more draw of the
-    figure; not needed where constrained layout already fits titles and legends)."""
+def _save(fig, path: Path, tight: bool = True) -> Path:  # tight: one more draw, to crop
     fig.savefig(path, dpi=DPI, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return path

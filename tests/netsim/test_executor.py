@@ -76,7 +76,8 @@ def test_seeds_give_the_files_of_each_seed_run_alone(tmp_path, way):
     assert steps[0] != steps[1]  # the seeds differ
 
 
-@pytest.mark.parametrize("way", ["pool", "ray"])
+# the pool's grid: slow only (CI's 10 minutes); its seeds above stay in CI
+@pytest.mark.parametrize("way", [pytest.param("pool", marks=pytest.mark.slow), "ray"])
 def test_a_two_by_two_grid_with_two_seeds(tmp_path, way):
     kwargs, threads = _way(way)
     grid = {"algorithm.p": [0.2, 0.8], "workers": [2, 3]}

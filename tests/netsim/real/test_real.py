@@ -120,7 +120,7 @@ ALGORITHMS = [
     pytest.param(AllReduceSGD(timeout="5s"), {}, True, id="allreduce_elastic", marks=SLOW),
     pytest.param(AsyncPS(), {"momentum": 0.0}, True, id="async_ps", marks=SLOW),
     pytest.param(P2PPull(), {}, False, id="p2p", marks=SLOW),  # replies depend on versions held
-    pytest.param(GoSGD(p=0.5), {}, False, id="gosgd"),  # the last step races the run's end
+    pytest.param(GoSGD(p=0.5), {}, False, id="gosgd", marks=SLOW),  # last step races the end
     pytest.param(SGP(), {}, True, id="sgp", marks=SLOW),
     pytest.param(DPSGD(), {"topology": "ring"}, True, id="dpsgd", marks=SLOW),
     # AD-PSGD's peers are drawn from the seed; RWM's stop="first" is a race
