@@ -12,8 +12,9 @@ factor says how much of that rate a TCP payload gets; the fidelity harness measu
 Packets under 128 bytes (TCP's ACKs) go ahead of bulk data in each bucket, as on a real host,
 whose default qdisc (fq_codel) serves sparse flows first. A plain FIFO bucket (tbf) held a
 node's ACKs behind its own queue of outgoing data, so a node that sent and received at once
-slowed its peers' flows into it: a ring of 8 came out 47% slower than the same flows one at a
-time, 3% with the ACKs first (docs/fidelity.md). This kernel has neither fq_codel nor fq.
+slowed its peers' flows into it: a ring of 8 at 100 Mbit/s came out 19-34% slower than
+simulated, 3-11% with the ACKs first (docs/fidelity.md). This kernel has neither fq_codel nor
+fq.
 Latency cannot come from the kernel here (netem is missing), so the real runtime's senders
 hold frames for the edge's latency, as on loopback.
 
