@@ -47,26 +47,28 @@ def cases(quick: bool, goodput: float, unfairness=0.0) -> list[tuple[str, object
     found = []
     for rate in ("100Mbit/s", "1Gbit/s"):
         for size in (64 * KB, 256 * KB, MB, 4 * MB, 16 * MB, 64 * MB):
-            found.append(
-                (
-                    f"one {size // KB} kB @{rate.removesuffix('bit/s')}",
-                    patterns.one(size),
-                    net(rate),
-                )
-            )
+            found.append((f"one {size // KB} kB{at(rate)}", patterns.one(size), net(rate)))
     for n in (2, 4, 8, 16):
         found.append((f"fan-in {n} x 4 MB", patterns.fan_in(n, 4 * MB), slow_server()))
     # 8 nodes at 1 Gbit/s ask more of 2 cores than they have (docs/fidelity.md); at 100 Mbit/s
     # the same patterns leave the CPU spare
     for rate in ("100Mbit/s", "1Gbit/s"):
-        at = f" @{rate.removesuffix('bit/s')}"
         found += [
-            (f"fan-out 8 x 4 MB{at}", patterns.fan_out(8, 4 * MB), net(rate)),
-            (f"all-to-all 8 x 1 MB{at}", patterns.all_to_all(8, MB), net(rate)),
-            (f"ring 8 x 4 MB{at}", patterns.ring(8, 4 * MB), net(rate)),
-            (f"staggered 8, 40 x 2 MB{at}", patterns.staggered(8, 2 * MB, 40, 0.5), net(rate)),
+            (f"fan-out 8 x 4 MB{at(rate)}", patterns.fan_out(8, 4 * MB), net(rate)),
+            (f"all-to-all 8 x 1 MB{at(rate)}", patterns.all_to_all(8, MB), net(rate)),
+            (f"ring 8 x 4 MB{at(rate)}", patterns.ring(8, 4 * MB), net(rate)),
+            (
+                f"staggered 8, 40 x 2 MB{at(rate)}",
+                patterns.staggered(8, 2 * MB, 40, 0.5),
+                net(rate),
+            ),
         ]
     return found
+
+
+def at(rate: str) -> str:
+    """A row name's rate: " @100M", " @1G"."""
+    return f" @{rate.removesuffix('bit/s')}"
 
 
 def ranked(result) -> list[tuple[float, float]]:

@@ -64,7 +64,7 @@ def test_fan_in_of_4_into_a_300_mbit_s_receiver(tmp_path):
 
 
 def test_a_failed_measurement_is_retried_and_reported(tmp_path, monkeypatch):
-    """Always slower than simulated: three tries, then one line naming each of them."""
+    """Always slower than simulated: TRIES tries, then one line naming each of them."""
     calls = []
 
     def measure(name, pattern, network, out):
