@@ -13,7 +13,7 @@ TCP favours is a matter of chance, so no model can pair them; the ranks say whet
 of completion times is right.
 
     sudo .venv/bin/python benchmarks/fidelity.py [--quick] [--goodput G] [--unfairness U]
-        [--only TEXT] [--plot FILE]
+        [--ramp T] [--only TEXT] [--plot FILE]
 
 Needs root and iproute2 (htb); says so in one line otherwise. Run it on a quiet machine: a
 second job on the same cores shows up as network time.
@@ -36,8 +36,10 @@ from validation import harness, patterns  # noqa: E402
 KB, MB = 1000, 10**6
 
 
-def cases(quick: bool, goodput: float, unfairness=0.0) -> list[tuple[str, object, Network]]:
-    net = lambda rate, **kw: Network(rate, goodput=goodput, unfairness=unfairness, **kw)
+def cases(
+    quick: bool, goodput: float, unfairness=0.0, ramp=0.0
+) -> list[tuple[str, object, Network]]:
+    net = lambda rate, **kw: Network(rate, goodput=goodput, unfairness=unfairness, ramp=ramp, **kw)
     slow_server = lambda: net("1Gbit/s", nodes={0: {"bandwidth": "300Mbit/s"}})
     if quick:
         return [
@@ -101,6 +103,7 @@ def main() -> int:
     parser.add_argument(
         "--unfairness", default="0", help="the simulation's unfairness: a sigma, or tcp"
     )
+    parser.add_argument("--ramp", default="0", help="the simulation's ramp: seconds, or tcp")
     parser.add_argument("--only", default="", help="the patterns whose name holds this text")
     parser.add_argument("--plot", default="fidelity_scatter.png", help="the scatter plot's file")
     args = parser.parse_args()
@@ -108,7 +111,8 @@ def main() -> int:
         print(f"fidelity: cannot run: {why}", file=sys.stderr)
         return 2
     unfairness = args.unfairness if args.unfairness == "tcp" else float(args.unfairness)
-    specs = [c for c in cases(args.quick, args.goodput, unfairness) if args.only in c[0]]
+    ramp = args.ramp if args.ramp == "tcp" else float(args.ramp)
+    specs = [c for c in cases(args.quick, args.goodput, unfairness, ramp) if args.only in c[0]]
     if not specs:
         print(f"fidelity: no pattern's name holds {args.only!r}", file=sys.stderr)
         return 2

@@ -5,9 +5,10 @@ of the same runs, at the McMahan CNN's size (6.65 MB a message) and at VGG-19's 
 
 Prints each run's step-time percentiles (p5, p50, p95; a worker's step time is the gap between
 the ends of its consecutive steps, so it includes waiting, as Cui's Table I counts it) measured
-and simulated, with max-min sharing ("sim") and with Network(unfairness="tcp") ("sim tcp"),
-and their errors, and draws the overlaid histograms. With --repeats R each run is measured R
-times and simulated with seeds 0..R-1, and the step times of all of them are pooled.
+and simulated, with max-min sharing ("sim"), with Network(unfairness="tcp") ("sim tcp") and
+with Network(ramp="tcp") ("sim ramp"), and their errors, and draws the overlaid histograms.
+With --repeats R each run is measured R times and simulated with seeds 0..R-1, and the step
+times of all of them are pooled.
 
     sudo .venv/bin/python benchmarks/ps_steps.py [--steps N] [--models mcmahan_cnn,vgg19]
         [--runs async_ps,p2p] [--repeats R] [--goodput G] [--plot FILE]
@@ -58,12 +59,16 @@ def experiment(model: str, steps: int, goodput: float, runs=RUNS, seed: int = 0)
     return spec
 
 
+# label: the simulation's Network options (besides the experiment's)
+MODELS = {"sim": {}, "sim tcp": {"unfairness": "tcp"}, "sim ramp": {"ramp": "tcp"}}
+
+
 def measure(spec, out: Path) -> dict[str, dict[str, np.ndarray]]:
-    """{run: {"sim": max-min's step times, "sim tcp": unfairness="tcp"'s, "real": measured}}."""
-    run(spec, out=out / "sim", progress=False, plot=False)
+    """{run: {label: step times}}: each of MODELS simulated, and "real" measured."""
     fair = spec.shared["network"]
-    spec.shared["network"] = dataclasses.replace(fair, unfairness="tcp")
-    run(spec, out=out / "tcp", progress=False, plot=False)
+    for label, options in MODELS.items():
+        spec.shared["network"] = dataclasses.replace(fair, **options)
+        run(spec, out=out / label, progress=False, plot=False)
     spec.shared["network"] = fair
     runs, checked = check(spec, out / "check")
     found = {}
@@ -77,7 +82,7 @@ def measure(spec, out: Path) -> dict[str, dict[str, np.ndarray]]:
             run(spec, out=out / "real", runtime="real", where=where, progress=False, plot=False)
         found[name] = {
             label: step_times(out / folder / spec.name / name)
-            for label, folder in (("sim", "sim"), ("sim tcp", "tcp"), ("real", "real"))
+            for label, folder in [(label, label) for label in MODELS] + [("real", "real")]
         }
     return found
 
@@ -116,7 +121,8 @@ def main() -> int:
             }
             for label, values in q.items():
                 print(f"{model:<12} {name:<9} {label:>8} " + " ".join(f"{v:>8.3f}" for v in values))
-            for label, row in (("sim", "err"), ("sim tcp", "err tcp")):
+            for label in MODELS:
+                row = "err" + label[3:]
                 error = np.array(q[label]) / np.array(q["real"]) - 1
                 print(f"{model:<12} {name:<9} {row:>8} " + " ".join(f"{e:>+8.1%}" for e in error))
     histograms(results, args.plot)
@@ -136,6 +142,7 @@ def histograms(results, path: str) -> None:
         "sim": ("simulated, max-min", "tab:blue"),
     }
     styles["sim tcp"] = ('simulated, unfairness="tcp"', "tab:green")
+    styles["sim ramp"] = ('simulated, ramp="tcp"', "tab:purple")
     for ax, ((model, name), times) in zip(axes[0], results.items(), strict=True):
         bins = np.linspace(0, max(v.max() for v in times.values()) * 1.05, 30)
         for label, values in times.items():

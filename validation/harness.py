@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from netsim import Compute, Experiment, Network, Run, run
@@ -32,6 +32,7 @@ class Result:
     real: dict[tuple[int, int, int], float]
     sim_last: float  # last arrival - first send, s
     real_last: float
+    real_sent: dict[tuple[int, int, int], float] = field(default_factory=dict)  # s after the first
 
     def pairs(self) -> list[tuple[float, float]]:
         return [(self.sim[key], self.real[key]) for key in sorted(self.sim) if key in self.real]
@@ -68,35 +69,50 @@ def measure(name: str, pattern, network: Network, out: Path | None = None) -> Re
     run(replayed, out=out / "sim", progress=False, plot=False)
     sim, sim_last = completions(out / "sim" / name / name / "messages.csv")
     real, real_last = completions(real_csv)
-    return Result(name, sim, real, sim_last, real_last)
+    return Result(name, sim, real, sim_last, real_last, sends(real_csv))
 
 
 def replay(pattern, path: Path):
     """The pattern with each transfer's time set to when the real run sent it (relative to the
     first send); its (src, dst, k) and sizes unchanged."""
-    with open(path) as handle:
-        rows = sorted(csv.DictReader(handle), key=lambda r: float(r["t_send"]))
-    sent: dict[tuple[int, int], list[float]] = defaultdict(list)
-    for row in rows:
-        sent[int(row["src"]), int(row["dst"])].append(float(row["t_send"]))
-    first = min(float(row["t_send"]) for row in rows)
+    sent = sends(path)
     schedule, seen = [], defaultdict(int)
     for _, src, dst, size in sorted(pattern.schedule):
         k = seen[src, dst]
         seen[src, dst] += 1
-        schedule.append((sent[src, dst][k] - first, src, dst, size))
+        schedule.append((sent[src, dst, k], src, dst, size))
     return replace(pattern, schedule=tuple(sorted(schedule)))
 
 
-def completions(path: Path) -> tuple[dict[tuple[int, int, int], float], float]:
+def sends(path: Path) -> dict[tuple[int, int, int], float]:
+    """(src, dst, k) -> when the message was sent, in seconds after the first send."""
+    rows = _rows(path)
+    first = float(rows[0]["t_send"])
+    return {key: float(row["t_send"]) - first for key, row in zip(_keys(rows), rows, strict=True)}
+
+
+def _rows(path: Path) -> list[dict]:
     with open(path) as handle:
-        rows = sorted(csv.DictReader(handle), key=lambda r: float(r["t_send"]))
+        return sorted(csv.DictReader(handle), key=lambda r: float(r["t_send"]))
+
+
+def _keys(rows: list[dict]) -> list[tuple[int, int, int]]:
+    """(src, dst, k) of each row, k counting that pair's messages in order of sending."""
     seen: dict[tuple[int, int], int] = defaultdict(int)
-    times = {}
+    keys = []
     for row in rows:
         pair = (int(row["src"]), int(row["dst"]))
-        times[(*pair, seen[pair])] = float(row["t_arrive"]) - float(row["t_send"])
+        keys.append((*pair, seen[pair]))
         seen[pair] += 1
-    first = min(float(r["t_send"]) for r in rows)
+    return keys
+
+
+def completions(path: Path) -> tuple[dict[tuple[int, int, int], float], float]:
+    """(src, dst, k) -> t_arrive - t_send, and the last arrival - the first send."""
+    rows = _rows(path)
+    times = {
+        key: float(row["t_arrive"]) - float(row["t_send"])
+        for key, row in zip(_keys(rows), rows, strict=True)
+    }
     last = max(float(r["t_arrive"]) for r in rows)
-    return times, last - first
+    return times, last - float(rows[0]["t_send"])

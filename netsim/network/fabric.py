@@ -26,7 +26,7 @@ from netsim.network.maxmin import NO_LINK, MaxMin
 from netsim.network.message import Message
 from netsim.network.noise import noisy
 from netsim.network.outages import Outages
-from netsim.network.spec import Edge, Network
+from netsim.network.spec import RAMP_STEPS, Edge, Network
 
 
 class _Transfer(simpy.Event):
@@ -90,7 +90,9 @@ class Fabric:
                 self._edge_link[uv] = len(capacities)
                 capacities.append(edge.bandwidth)
         width, sigma = 3 if self._edge_link else 2, self.net.unfairness
-        self._links = MaxMin(env, capacities, width, weighted=sigma > 0)
+        self._links = MaxMin(
+            env, capacities, width, weighted=sigma > 0, ramp=(self.net.ramp, RAMP_STEPS)
+        )
         if sigma > 0:  # a stream of its own: loss and noise draw what they draw without it
             self._weights = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
 
@@ -142,7 +144,7 @@ class Fabric:
         links = (1 + src, 1 + len(self._queued_up) + dst)
         if self._links.width == 3:
             links += (self._edge_link.get((src, dst), NO_LINK),)
-        weight = self._weights.lognormal(0.0, self.net.unfairness) if self._links.weighted else 1.0
+        weight = self._weights.lognormal(0.0, self.net.unfairness) if self.net.unfairness else 1.0
         self._links.start(links, 8.0 * transfer.size, partial(self._moved, transfer), weight)
 
     def _moved(self, transfer: _Transfer):

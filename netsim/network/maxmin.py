@@ -8,7 +8,9 @@ that share and gives the rest of the links what is left. Freezing every such lin
 round, not only the tightest one, gives the same rates in far fewer rounds: a link's share
 never falls while flows elsewhere freeze below it, so a local bottleneck stays one. Weighted
 (Network.unfairness): what rises is a link's spare capacity per unit of its unfrozen flows'
-weight, and a flow's rate is its weight times that at its bottleneck.
+weight, and a flow's rate is its weight times that at its bottleneck. With a ramp (T, k), a
+flow's weight starts at 2^-k of the one it is given and doubles every T / k seconds, each
+doubling a reshare of its group (Network.ramp).
 
 Rates depend on each other only within a group of flows connected through shared links, so
 the group is the unit of work. Its flows live in numpy arrays, and when flows start or end in
@@ -86,9 +88,16 @@ class MaxMin:
     with weighted=True in proportion to each flow's weight (weighted max-min)."""
 
     def __init__(
-        self, env: simpy.Environment, capacities: list[float], width: int, weighted: bool = False
+        self,
+        env: simpy.Environment,
+        capacities: list[float],
+        width: int,
+        weighted: bool = False,
+        ramp: tuple[float, int] = (0.0, 0),
     ):
-        self.env, self.width, self.weighted = env, width, weighted
+        self.env, self.width, self.weighted = env, width, weighted or ramp[0] > 0
+        # (T, k): a flow starts at 2^-k of its weight and doubles it every T / k seconds
+        self._ramp_step, self._ramp_steps = (ramp[0] / ramp[1], ramp[1]) if ramp[0] > 0 else (0, 0)
         self.capacity = np.array(capacities, dtype=float)
         self._users = [0] * len(capacities)  # flows on each link
         self._group: list[_Group | None] = [None] * len(capacities)  # the group on each link
@@ -114,9 +123,31 @@ class MaxMin:
             if link != NO_LINK:
                 self._group[link] = group
         self._next_id += 1
+        if self._ramp_steps:
+            weight *= 0.5**self._ramp_steps
+            self._double(links, self._next_id, self._ramp_steps)
         group.new.append((links, bits, self._next_id, weight))
         group.on_end[self._next_id] = on_end
         self._changed(group)
+
+    def _double(self, links: tuple[int, ...], flow: int, left: int):
+        """In one ramp step, double the weight of the flow (if it still runs), left times."""
+        wake = self.env.timeout(self._ramp_step)
+        wake.callbacks.append(lambda _: self._doubled(links, flow, left))
+
+    def _doubled(self, links: tuple[int, ...], flow: int, left: int):
+        group = self._group[next(link for link in links if link != NO_LINK)]
+        if group is None or flow not in group.on_end:
+            return  # ended
+        for i, new in enumerate(group.new):
+            if new[2] == flow:
+                group.new[i] = (*new[:3], 2 * new[3])
+                break
+        else:
+            group.weight[np.flatnonzero(group.ids == flow)] *= 2
+        self._changed(group)
+        if left > 1:
+            self._double(links, flow, left - 1)
 
     def _merge(self, source: _Group, target: _Group):
         now = self.env.now

@@ -17,6 +17,10 @@ Under "maxmin", ``unfairness`` = sigma > 0 gives each message a weight exp(N(0, 
 drawn when its flow starts from a stream of the run's seed, and shares capacity by weighted
 max-min: TCP flows through one bottleneck do not split it evenly, one runs ahead while the
 others wait, which max-min's common end hides (docs/fidelity.md measures it: "tcp").
+Under "maxmin", ``ramp`` = T > 0 makes a flow's weight start at 2^-RAMP_STEPS and double every
+T / RAMP_STEPS seconds until it is 1: a TCP flow that starts while another crosses its link
+gets little of it at first (slow start against a full window), so of two flows a few tens of
+ms apart the older ends well before max-min's even split would let it (measured: "tcp").
 
 A message counts against the sender's uplink queue from send until its transfer ends, and
 against the receiver's downlink queue from when it enters that link until then.
@@ -41,6 +45,13 @@ TCP_GOODPUT = 1448 / 1514
 # sigma of the log-weights that reproduces how TCP flows into one tbf-shaped NIC finish
 # (fan-ins of 2, 4 and 8, benchmarks/unfairness.py; docs/fidelity.md)
 TCP_UNFAIRNESS = 0.5
+# A new TCP flow into a busy link gets little of it at first: it starts in slow start while the
+# flows already there keep their windows. Under "maxmin" with ``ramp`` = T > 0, a flow's weight
+# starts at 2^-RAMP_STEPS and doubles every T / RAMP_STEPS seconds until it is 1. TCP_RAMP fits
+# when the first of two 6.65 MB flows into a 300 Mbit/s NIC ends, the second starting 10-170 ms
+# later (benchmarks/ramp.py; docs/fidelity.md).
+RAMP_STEPS = 5
+TCP_RAMP = 0.05
 _UNFAIRNESS = (lambda s: 0 <= s <= 10, "sigma in [0, 10], e.g. 0.5, or 'tcp'")
 _LOSS = (lambda p: 0 <= p <= 1, "a probability in [0, 1], e.g. 0.01")
 _NOISE = (lambda s: 0 <= s < math.inf, "a finite sigma >= 0, e.g. 0.01")
@@ -78,6 +89,7 @@ class ResolvedNetwork:
     default: Edge
     edges: Mapping[tuple[int, int], Edge]  # keyed (smaller id, larger id)
     unfairness: float = 0.0  # sigma of the flows' log-weights under maxmin; 0: fair
+    ramp: float = 0.0  # s for a new flow's weight to grow from 2^-RAMP_STEPS to 1; 0: none
 
     def edge(self, u: int, v: int) -> Edge:
         return self.edges.get((min(u, v), max(u, v)), self.default)
@@ -99,6 +111,7 @@ class Network:
     sharing: str = "maxmin"  # or "fifo"
     goodput: float | str = 1.0  # scales every capacity; "tcp": TCP_GOODPUT (1448/1514)
     unfairness: float | str = 0.0  # maxmin: sigma of flows' log-weights; "tcp": TCP_UNFAIRNESS
+    ramp: float | str = 0.0  # maxmin: s for a new flow to reach its full weight; "tcp": TCP_RAMP
     queue: float | str | None = None  # bytes per NIC direction, overflow drops; None: unlimited
     loss: float = 0.0  # per-edge probability of dropping a message
     noise: float = 0.0  # per-edge sigma of Gaussian noise on floating payload tensors
@@ -120,6 +133,12 @@ class Network:
             raise NetworkError(
                 f"Network.unfairness = {self.unfairness!r} weights max-min sharing: use "
                 f"sharing='maxmin', or unfairness=0 with sharing={self.sharing!r}"
+            )
+        ramp = TCP_RAMP if self.ramp == "tcp" else _unit(parse_time, "Network.ramp", self.ramp)
+        if ramp and self.sharing != "maxmin":
+            raise NetworkError(
+                f"Network.ramp = {self.ramp!r} weights max-min sharing: use "
+                f"sharing='maxmin', or ramp=0 with sharing={self.sharing!r}"
             )
         tcp = self.goodput == "tcp"
         goodput = TCP_GOODPUT if tcp else _number("Network.goodput", self.goodput, _GOODPUT)
@@ -159,7 +178,7 @@ class Network:
             if uv in edges:
                 raise NetworkError(f"{where}: given twice, as (u, v) and (v, u); give it once")
             edges[uv] = replace(default, **parsed)
-        return ResolvedNetwork(self.sharing, tuple(nics), default, edges, unfair)
+        return ResolvedNetwork(self.sharing, tuple(nics), default, edges, unfair, ramp)
 
 
 def _unit(parse: Callable, where: str, value):

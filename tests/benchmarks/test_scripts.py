@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import ramp  # noqa: E402
 import unfairness  # noqa: E402
 
 
@@ -29,3 +30,12 @@ def test_unfairness_simulates_order_statistics_over_max_mins_end():
     uneven = unfairness.simulated(4, 0.5, seeds=3)
     assert uneven.shape == (3, 4) and (np.diff(uneven, axis=1) >= 0).all()
     assert uneven[:, -1] == pytest.approx(1.0) and (uneven[:, 0] < 0.95).all()
+
+
+def test_ramp_simulates_the_first_flows_end_earlier_than_max_min():
+    size, start = 6_650_000, 0.05
+    alone = 8 * (size + 50) / (300e6 * 1448 / 1514)  # a few bytes of header on the wire
+    fair = ramp.simulated(size, start, 0.0)
+    assert fair == (pytest.approx(2 * alone - start, rel=1e-3), pytest.approx(2 * alone, rel=1e-3))
+    ramped = ramp.simulated(size, start, 0.05)
+    assert ramped[1] == pytest.approx(fair[1], rel=1e-12) and ramped[0] < fair[0] - 0.01

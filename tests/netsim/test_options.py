@@ -18,7 +18,7 @@ import pytest
 import netsim
 from netsim import Compute, Experiment, Network, Run
 from netsim.algorithms import SGD, AsyncPS, P2PPull
-from netsim.network.spec import TCP_UNFAIRNESS
+from netsim.network.spec import RAMP_STEPS, TCP_UNFAIRNESS
 from netsim.results.read import read_csv, read_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +43,13 @@ RUNS = {
     "maxmin": (PS, TWO, "network", {"sharing": "maxmin"}),
     "fifo": (PS, TWO, "network", {"sharing": "fifo"}),
     "unfairness": (PS, TWO, "network", {"unfairness": "tcp"}),
+    # worker 1's gradient starts 50 us after worker 0's, while it is on its way
+    "ramp": (
+        PS,
+        {"workers": 2, "compute": Compute(step_time=STEP, slowdown={1: 1.0005})},
+        "network",
+        {"ramp": "1.5ms"},
+    ),
     "edge_latency": (PS, ONE, "network", {"edges": {(0, 1): {"latency": "20ms"}}}),
     "edge_bandwidth": (PS, ONE, "network", {"edges": {(1, 0): {"bandwidth": "50Mbit/s"}}}),
     "edge_loss": (PULL, THREE, "network", {"edges": {(0, 1): {"loss": 1.0}}}),
@@ -224,6 +231,23 @@ def check_unfairness(run):  # weighted by exp(N(0, sigma^2)) from the run's own 
     )
     first = STEP + alone * weights.sum() / weights.max()
     assert arrivals == pytest.approx([first, STEP + 2 * alone], rel=1e-9)
+
+
+def check_ramp(run):  # weights 1/32 doubling every 0.3 ms: worker 0's flow is older by d
+    m = messages(run)
+    grads = np.flatnonzero(m["kind"] == "grad")[:2]
+    (start, later), (end, last) = m["t_send"][grads], m["t_arrive"][grads]
+    d, alone, step = later - start, 8 * m["bytes"][grads[0]] / 1e9, 1.5e-3 / RAMP_STEPS
+    assert (
+        start == STEP
+        and d == pytest.approx(STEP * 0.0005)
+        and m["bytes"][grads[1]] == m["bytes"][grads[0]]
+    )
+    # Equal weights until worker 0's doubles at step, 2:1 for d, equal again: worker 0 ends at
+    # 2 alone - 4 d / 3 (max-min: 2 alone - d), before either doubles again.
+    first = start + 2 * alone - 4 * d / 3
+    assert step + d < first - start < 2 * step
+    assert (end, last) == (pytest.approx(first, rel=1e-9), pytest.approx(start + 2 * alone))
 
 
 def check_noise(run):

@@ -8,7 +8,7 @@ import torch
 from netsim.network import Network, NetworkError
 from netsim.network.fabric import Fabric
 from netsim.network.message import Message
-from netsim.network.spec import TCP_UNFAIRNESS
+from netsim.network.spec import TCP_RAMP, TCP_UNFAIRNESS
 from netsim.units import parse_rate
 
 SHARINGS = ["maxmin", "fifo"]
@@ -524,3 +524,48 @@ def test_unfairness_draws_from_its_own_stream():
         return [msg.dropped for msg in msgs]
 
     assert lost(0.0) == lost(2.0) and 0 < sum(lost(0.0)) < 8
+
+
+def test_ramp_gives_an_older_flow_more_of_the_link_while_the_newer_one_ramps():
+    # 125 kB at 100 Mbit/s alone: a = 10 ms. Weights start at 1/32 and double every 8 ms. B
+    # starts at 5 ms: A alone until 5 ms (5 ms of work left), equal shares until 8 ms (3.5
+    # left), A's weight twice B's until B doubles at 13 ms (A at 2/3: 1/6 left), equal again:
+    # A ends at 13 + 1/3 ms, B when the link has moved both, at 20 ms. Max-min: A at 15 ms.
+    def ends(ramp):
+        a, b = sized(1, 0, 125_000), sized(2, 0, 125_000)
+        simulate(Network("100Mbit/s", ramp=ramp), 3, [(0.0, a), (0.005, b)])
+        return a.t_arrive, b.t_arrive
+
+    assert ends(0.0) == (approx(0.015), approx(0.020))
+    assert ends("40ms") == (approx(0.013 + 0.001 / 3), approx(0.020))
+
+
+def test_ramp_leaves_a_lone_flow_and_flows_started_together_as_max_min():
+    ramped = Network("100Mbit/s", ramp="tcp")
+    assert fan_in(ramped, 1) == [approx(80_000 / 100e6)]
+    assert fan_in(ramped, 4) == [approx(4 * 80_000 / 100e6)] * 4
+
+
+def test_ramp_is_deterministic_and_combines_with_unfairness():
+    def staggered(network, seed=0):
+        msgs = [sized(i, 0, 100_000) for i in range(1, 9)]
+        simulate(network, 9, [(0.001 * i, msg) for i, msg in enumerate(msgs)], seed)
+        return [msg.t_arrive for msg in msgs]
+
+    ramped = staggered(Network("100Mbit/s", ramp="20ms"))
+    assert ramped == staggered(Network("100Mbit/s", ramp=0.02)) != staggered(Network("100Mbit/s"))
+    assert ramped == sorted(ramped)  # each flow older than the next ends first
+    both = Network("100Mbit/s", ramp="20ms", unfairness=0.5)
+    assert staggered(both, 1) == staggered(both, 1) != staggered(both, 2)
+    assert max(staggered(both, 1)) == approx(8 * 800_000 / 100e6)  # the link never idles
+
+
+def test_ramp_names_the_measured_value_and_rejects_what_it_cannot_model():
+    assert Network(ramp="tcp").resolve(["worker"]).ramp == TCP_RAMP > 0
+    assert Network(ramp="50ms").resolve(["worker"]).ramp == pytest.approx(0.05)
+    with pytest.raises(NetworkError, match=r"Network.ramp = 0.1 weights max-min sharing"):
+        Network(ramp=0.1, sharing="fifo").resolve(["worker"])
+    with pytest.raises(NetworkError, match=r"Network.ramp"):
+        Network(ramp="-5ms").resolve(["worker"])
+    with pytest.raises(NetworkError, match=r"Network.ramp"):
+        Network(ramp="fast").resolve(["worker"])

@@ -1,0 +1,108 @@
+"""How much of a busy link a newly started TCP flow gets, and the Network(ramp=T) that
+reproduces it.
+
+Two senders at 1 Gbit/s send S bytes each into one receiver whose NIC is shaped to 300 Mbit/s
+(htb, network namespaces: netsim/real/netns.py), the second starting d seconds after the first.
+The second flow ends at 2 S / C whatever the sharing (the link never idles); what the sharing
+decides is when the first one ends. Max-min splits the link evenly from d on, so the first ends
+at 2 S / C - d. Measured, it ends earlier: the newcomer starts in slow start while the first
+flow keeps its window, and takes a while to get its half. Under Network(ramp=T) a flow's
+weight starts at 2^-RAMP_STEPS and doubles every T / RAMP_STEPS seconds, so that a young flow
+gets less of a link than an older one; the simulation replays the measured send instants.
+
+Prints, per offset, the first flow's measured end (mean and range of the repeats) against
+max-min's and each T's on a grid, the mean absolute error per T, and the T with the least
+(netsim.network.spec's TCP_RAMP holds the value measured for docs/fidelity.md).
+
+    sudo .venv/bin/python benchmarks/ramp.py [--repeats R] [--offsets 0.01,0.05,...] [--mb S]
+
+Needs root and tc's htb; says so in one line otherwise. Run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import simpy
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from netsim import Network  # noqa: E402
+from netsim.network.fabric import Fabric  # noqa: E402
+from netsim.network.message import Message  # noqa: E402
+from netsim.real import netns  # noqa: E402
+from validation import harness, patterns  # noqa: E402
+
+OFFSETS = (0.01, 0.03, 0.05, 0.075, 0.1, 0.125, 0.15, 0.17)  # s
+GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)  # T, s
+
+
+def network(ramp: float = 0.0) -> Network:
+    return Network("1Gbit/s", goodput="tcp", nodes={0: {"bandwidth": "300Mbit/s"}}, ramp=ramp)
+
+
+def pair(size: int, offset: float) -> patterns.Transfers:
+    """Node 1 sends node 0 size bytes at 0, node 2 the same at offset."""
+    return patterns.Transfers(((0.0, 1, 0, size), (offset, 2, 0, size)), 3)
+
+
+def measured(size: int, offset: float) -> tuple[float, float, float]:
+    """One real run: (the second flow's measured start, the first's end, the second's end),
+    each in seconds after the first flow's start."""
+    result = harness.measure("ramp", pair(size, offset), network())
+    start = result.real_sent[2, 0, 0] - result.real_sent[1, 0, 0]
+    return start, result.real[1, 0, 0], start + result.real[2, 0, 0]
+
+
+def simulated(size: int, start: float, ramp: float) -> tuple[float, float]:
+    """The ends of the two flows, simulated, the second starting at start."""
+    env = simpy.Environment()
+    fabric = Fabric(env, network(ramp), ["worker"] * 3, np.random.default_rng(0), lambda m: 0)
+    blob = torch.zeros(size, dtype=torch.uint8)
+    msgs = [Message(1, 0, "data", {"blob": blob}), Message(2, 0, "data", {"blob": blob})]
+    fabric.transmit(msgs[0])
+    env.timeout(start).callbacks.append(lambda _: fabric.transmit(msgs[1]))
+    env.run()
+    return msgs[0].t_arrive, msgs[1].t_arrive
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="real runs per offset")
+    parser.add_argument("--offsets", default=",".join(map(str, OFFSETS)), help="seconds")
+    parser.add_argument("--mb", type=float, default=6.65, help="S in MB (default: McMahan's)")
+    args = parser.parse_args()
+    if (why := netns.why_not()) is not None:
+        print(f"ramp: cannot run: {why}", file=sys.stderr)
+        return 2
+    size = round(args.mb * 10**6)
+    runs = {d: [measured(size, d) for _ in range(args.repeats)] for d in
+            (float(x) for x in args.offsets.split(","))}  # fmt: skip
+    errors = {ramp: [] for ramp in GRID}
+    print(
+        f"{'offset':>8} {'start':>7} {'measured':>9} {'range':>11} "
+        + " ".join(f"{f'T={t}':>8}" for t in GRID)
+    )
+    for offset, rows in runs.items():
+        start, first = np.mean([r[0] for r in rows]), np.mean([r[1] for r in rows])
+        ends = {t: np.mean([simulated(size, r[0], t)[0] for r in rows]) for t in GRID}
+        for t, end in ends.items():
+            errors[t].append(end / first - 1)
+        cells = " ".join(f"{end / first - 1:>+8.1%}" for end in ends.values())
+        low, high = (f(r[1] for r in rows) * 1000 for f in (min, max))
+        span = f"{low:.0f}-{high:.0f}ms"
+        where = f"{offset * 1000:>6.0f}ms {start * 1000:>5.1f}ms {first * 1000:>7.1f}ms"
+        print(f"{where} {span:>11} {cells}")
+    mean = {t: float(np.mean(np.abs(e))) for t, e in errors.items()}
+    print(f"{'mean |error|':>38} " + " ".join(f"{m:>8.1%}" for m in mean.values()))
+    best = min(mean, key=mean.get)
+    print(f"best T: {best} s (mean absolute error {mean[best]:.1%}; T=0 is max-min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
