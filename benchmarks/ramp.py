@@ -15,6 +15,7 @@ max-min's and each T's on a grid, the mean absolute error per T, and the T with 
 (netsim.network.spec's TCP_RAMP holds the value measured for docs/fidelity.md).
 
     sudo .venv/bin/python benchmarks/ramp.py [--repeats R] [--offsets 0.01,0.05,...] [--mb S]
+        [--rate 300Mbit/s]
 
 Needs root and tc's htb; says so in one line otherwise. Run it on a quiet machine.
 """
@@ -41,8 +42,8 @@ OFFSETS = (0.01, 0.03, 0.05, 0.075, 0.1, 0.125, 0.15, 0.17)  # s
 GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)  # T, s
 
 
-def network(ramp: float = 0.0) -> Network:
-    return Network("1Gbit/s", goodput="tcp", nodes={0: {"bandwidth": "300Mbit/s"}}, ramp=ramp)
+def network(ramp: float = 0.0, rate: str = "300Mbit/s") -> Network:
+    return Network("1Gbit/s", goodput="tcp", nodes={0: {"bandwidth": rate}}, ramp=ramp)
 
 
 def pair(size: int, offset: float) -> patterns.Transfers:
@@ -50,18 +51,18 @@ def pair(size: int, offset: float) -> patterns.Transfers:
     return patterns.Transfers(((0.0, 1, 0, size), (offset, 2, 0, size)), 3)
 
 
-def measured(size: int, offset: float) -> tuple[float, float, float]:
+def measured(size: int, offset: float, rate: str) -> tuple[float, float, float]:
     """One real run: (the second flow's measured start, the first's end, the second's end),
     each in seconds after the first flow's start."""
-    result = harness.measure("ramp", pair(size, offset), network())
+    result = harness.measure("ramp", pair(size, offset), network(rate=rate))
     start = result.real_sent[2, 0, 0] - result.real_sent[1, 0, 0]
     return start, result.real[1, 0, 0], start + result.real[2, 0, 0]
 
 
-def simulated(size: int, start: float, ramp: float) -> tuple[float, float]:
+def simulated(size: int, start: float, ramp: float, rate: str = "300Mbit/s") -> tuple[float, float]:
     """The ends of the two flows, simulated, the second starting at start."""
     env = simpy.Environment()
-    fabric = Fabric(env, network(ramp), ["worker"] * 3, np.random.default_rng(0), lambda m: 0)
+    fabric = Fabric(env, network(ramp, rate), ["worker"] * 3, np.random.default_rng(0), lambda m: 0)
     blob = torch.zeros(size, dtype=torch.uint8)
     msgs = [Message(1, 0, "data", {"blob": blob}), Message(2, 0, "data", {"blob": blob})]
     fabric.transmit(msgs[0])
@@ -75,12 +76,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="real runs per offset")
     parser.add_argument("--offsets", default=",".join(map(str, OFFSETS)), help="seconds")
     parser.add_argument("--mb", type=float, default=6.65, help="S in MB (default: McMahan's)")
+    parser.add_argument("--rate", default="300Mbit/s", help="the receiver's NIC")
     args = parser.parse_args()
     if (why := netns.why_not()) is not None:
         print(f"ramp: cannot run: {why}", file=sys.stderr)
         return 2
     size = round(args.mb * 10**6)
-    runs = {d: [measured(size, d) for _ in range(args.repeats)] for d in
+    runs = {d: [measured(size, d, args.rate) for _ in range(args.repeats)] for d in
             (float(x) for x in args.offsets.split(","))}  # fmt: skip
     errors = {ramp: [] for ramp in GRID}
     print(
@@ -89,7 +91,7 @@ def main() -> int:
     )
     for offset, rows in runs.items():
         start, first = np.mean([r[0] for r in rows]), np.mean([r[1] for r in rows])
-        ends = {t: np.mean([simulated(size, r[0], t)[0] for r in rows]) for t in GRID}
+        ends = {t: np.mean([simulated(size, r[0], t, args.rate)[0] for r in rows]) for t in GRID}
         for t, end in ends.items():
             errors[t].append(end / first - 1)
         cells = " ".join(f"{end / first - 1:>+8.1%}" for end in ends.values())
