@@ -81,8 +81,7 @@ def measure(spec, out: Path) -> dict[str, dict[str, np.ndarray]]:
             )
             run(spec, out=out / "real", runtime="real", where=where, progress=False, plot=False)
         found[name] = {
-            label: step_times(out / folder / spec.name / name)
-            for label, folder in [(label, label) for label in MODELS] + [("real", "real")]
+            label: step_times(out / label / spec.name / name) for label in [*MODELS, "real"]
         }
     return found
 
@@ -140,9 +139,9 @@ def histograms(results, path: str) -> None:
     styles = {
         "real": ("real (namespaces)", "tab:orange"),
         "sim": ("simulated, max-min", "tab:blue"),
+        "sim tcp": ('simulated, unfairness="tcp"', "tab:green"),
+        "sim ramp": ('simulated, ramp="tcp"', "tab:purple"),
     }
-    styles["sim tcp"] = ('simulated, unfairness="tcp"', "tab:green")
-    styles["sim ramp"] = ('simulated, ramp="tcp"', "tab:purple")
     for ax, ((model, name), times) in zip(axes[0], results.items(), strict=True):
         bins = np.linspace(0, max(v.max() for v in times.values()) * 1.05, 30)
         for label, values in times.items():
