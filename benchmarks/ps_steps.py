@@ -7,6 +7,9 @@ Prints each run's step-time percentiles (p5, p50, p95; a worker's step time is t
 the ends of its consecutive steps, so it includes waiting, as Cui's Table I counts it) measured
 and simulated, with max-min sharing ("sim"), with Network(unfairness="tcp") ("sim tcp") and
 with Network(ramp="tcp") ("sim ramp"), and their errors, and draws the overlaid histograms.
+Per run it also prints how crowded the busiest node's links were (crowding(): how many other
+messages were on the link while a message was, on average, into the node and out of it): the
+server's workers taking turns give 0, four of them in lockstep 3.
 With --repeats R each run is measured R times and simulated with seeds 0..R-1, and the step
 times of all of them are pooled.
 
@@ -35,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from netsim import data, run  # noqa: E402
 from netsim.real import hosts, netns  # noqa: E402
-from netsim.results.read import step_times  # noqa: E402
+from netsim.results.read import read_csv, step_times  # noqa: E402
 from netsim.runner import check  # noqa: E402
 from netsim.specfile import load  # noqa: E402
 
@@ -63,6 +66,24 @@ def experiment(model: str, steps: int, goodput: float, runs=RUNS, seed: int = 0)
 MODELS = {"sim": {}, "sim tcp": {"unfairness": "tcp"}, "sim ramp": {"ramp": "tcp"}}
 
 
+def crowding(run_dir: Path) -> tuple[float, float]:
+    """How many other messages share a link with a message, on average over its transfer and
+    over the messages into (out of) the node that receives (sends) the most, the server in
+    async_ps: (into, out of). 0 when the workers take turns on the server's link, 3 when four
+    of them push (or pull) together."""
+    rows = read_csv(Path(run_dir) / "messages.csv", text=("kind", "reason"))
+    kept = np.isfinite(rows["t_arrive"])  # a dropped message never arrives
+    found = []
+    for end in ("dst", "src"):
+        nodes, counts = np.unique(rows[end][kept], return_counts=True)
+        mine = kept & (rows[end] == nodes[np.argmax(counts)])
+        start, stop = rows["t_send"][mine], rows["t_arrive"][mine]
+        overlap = np.clip(np.minimum.outer(stop, stop) - np.maximum.outer(start, start), 0, None)
+        np.fill_diagonal(overlap, 0.0)
+        found.append(float(np.mean(overlap.sum(axis=1) / np.maximum(stop - start, 1e-12))))
+    return found[0], found[1]
+
+
 def measure(spec, out: Path) -> dict[str, dict[str, np.ndarray]]:
     """{run: {label: step times}}: each of MODELS simulated, and "real" measured."""
     fair = spec.shared["network"]
@@ -80,9 +101,13 @@ def measure(spec, out: Path) -> dict[str, dict[str, np.ndarray]]:
                 [(a, 0) for a in addresses], bind=spaces.gateway, wrap=spaces.command
             )
             run(spec, out=out / "real", runtime="real", where=where, progress=False, plot=False)
-        found[name] = {
-            label: step_times(out / label / spec.name / name) for label in [*MODELS, "real"]
-        }
+        labels = [*MODELS, "real"]
+        found[name] = {label: step_times(out / label / spec.name / name) for label in labels}
+        crowded = {label: crowding(out / label / spec.name / name) for label in labels}
+        print(
+            f"{spec.name} {name}: other messages on the busiest node's link, in / out: "
+            + ", ".join(f"{label} {c[0]:.2f} / {c[1]:.2f}" for label, c in crowded.items())
+        )
     return found
 
 
@@ -100,10 +125,6 @@ def main() -> int:
         return 2
     out = Path(tempfile.mkdtemp(prefix="ps-steps-"))
     results = {}
-    print(
-        f"{'model':<12} {'run':<9} {'':>8} {'p5 (s)':>8} {'p50 (s)':>8} {'p95 (s)':>8} "
-        f"{'mean (s)':>8}"
-    )
     for model in args.models.split(","):
         pooled: dict[str, dict[str, list]] = {}
         for seed in range(args.repeats):
@@ -111,6 +132,10 @@ def main() -> int:
             for name, times in measure(spec, out / f"seed={seed}").items():
                 for label, values in times.items():
                     pooled.setdefault(name, {}).setdefault(label, []).append(values)
+        print(
+            f"{'model':<12} {'run':<9} {'':>8} {'p5 (s)':>8} {'p50 (s)':>8} {'p95 (s)':>8} "
+            f"{'mean (s)':>8}"
+        )
         for name, times in pooled.items():
             times = {label: np.concatenate(values) for label, values in times.items()}
             results[(model, name)] = times
@@ -150,6 +175,7 @@ def histograms(results, path: str) -> None:
             ax.hist(
                 values,
                 bins=bins,
+                weights=np.full(len(values), 1 / len(values)),  # runs of different lengths
                 alpha=0.5 if fill else 1.0,
                 label=text,
                 color=color,
@@ -158,7 +184,7 @@ def histograms(results, path: str) -> None:
             )
         ax.set_title(f"{name}, {model}")
         ax.set_xlabel("seconds per batch")
-    axes[0][0].set_ylabel("steps")
+    axes[0][0].set_ylabel("share of steps")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import ps_steps  # noqa: E402
 import ramp  # noqa: E402
 import unfairness  # noqa: E402
 
@@ -39,3 +40,20 @@ def test_ramp_simulates_the_first_flows_end_earlier_than_max_min():
     assert fair == (pytest.approx(2 * alone - start, rel=1e-3), pytest.approx(2 * alone, rel=1e-3))
     ramped = ramp.simulated(size, start, 0.05)
     assert ramped[1] == pytest.approx(fair[1], rel=1e-12) and ramped[0] < fair[0] - 0.01
+
+
+def test_crowding_counts_the_other_messages_on_a_messages_link_over_its_transfer(tmp_path):
+    # 1 and 2 push into 4 (the node receiving most), overlapping for 0.5 of each one's 1 s;
+    # 3's message into 4 was dropped and crowds nothing. 4 sends most (2 replies), 1 s apart;
+    # 1 sends 4 its one message during the replies: it is not on 4's uplink.
+    (tmp_path / "messages.csv").write_text(
+        "src,dst,kind,bytes,data_bytes,t_send,t_arrive,dropped,reason\n"
+        "1,4,grad,10,10,0.0,1.0,0,\n"
+        "2,4,grad,10,10,0.5,1.5,0,\n"
+        "4,1,params,10,10,0.0,1.0,0,\n"
+        "4,2,params,10,10,1.0,2.0,0,\n"
+        "3,4,grad,10,10,0.2,,1,loss\n"
+    )
+    into, out = ps_steps.crowding(tmp_path)
+    assert into == pytest.approx(0.5, rel=1e-12)
+    assert out == 0.0
