@@ -10,12 +10,17 @@ flow keeps its window, and takes a while to get its half. Under Network(ramp=T) 
 weight starts at 2^-RAMP_STEPS and doubles every T / RAMP_STEPS seconds, so that a young flow
 gets less of a link than an older one; the simulation replays the measured send instants.
 
+With --warm each sender first sends S once, about 1 s before its measured flow (node 1 at 0,
+node 2 at 0.3 s, the pair from 1.3 s), as a parameter server's workers push every step: the
+connections are then warm (their receive windows grown), and the newcomer gets its share
+sooner than on a new connection.
+
 Prints, per offset, the first flow's measured end (mean and range of the repeats) against
 max-min's and each T's on a grid, the mean absolute error per T, and the T with the least
 (netsim.network.spec's TCP_RAMP holds the value measured for docs/fidelity.md).
 
     sudo .venv/bin/python benchmarks/ramp.py [--repeats R] [--offsets 0.01,0.05,...] [--mb S]
-        [--rate 300Mbit/s]
+        [--rate 300Mbit/s] [--warm]
 
 Needs root and tc's htb; says so in one line otherwise. Run it on a quiet machine.
 """
@@ -40,23 +45,31 @@ from validation import harness, patterns  # noqa: E402
 
 OFFSETS = (0.01, 0.03, 0.05, 0.075, 0.1, 0.125, 0.15, 0.17)  # s
 GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)  # T, s
+WARM_UPS = (0.0, 0.3)  # s: when nodes 1 and 2 send their warm-up S (--warm)
+WARM_PAIR = 1.3  # s: when the measured pair starts after warm-ups
 
 
 def network(ramp: float = 0.0, rate: str = "300Mbit/s") -> Network:
     return Network("1Gbit/s", goodput="tcp", nodes={0: {"bandwidth": rate}}, ramp=ramp)
 
 
-def pair(size: int, offset: float) -> patterns.Transfers:
-    """Node 1 sends node 0 size bytes at 0, node 2 the same at offset."""
-    return patterns.Transfers(((0.0, 1, 0, size), (offset, 2, 0, size)), 3)
+def pair(size: int, offset: float, warm: bool = False) -> patterns.Transfers:
+    """Node 1 sends node 0 size bytes at 0, node 2 the same at offset; warm: both first send
+    size bytes at WARM_UPS, and the pair starts at WARM_PAIR."""
+    first = WARM_PAIR if warm else 0.0
+    ups = (
+        tuple((t, node, 0, size) for t, node in zip(WARM_UPS, (1, 2), strict=True)) if warm else ()
+    )
+    return patterns.Transfers((*ups, (first, 1, 0, size), (first + offset, 2, 0, size)), 3)
 
 
-def measured(size: int, offset: float, rate: str) -> tuple[float, float, float]:
+def measured(size: int, offset: float, rate: str, warm: bool = False) -> tuple[float, float, float]:
     """One real run: (the second flow's measured start, the first's end, the second's end),
     each in seconds after the first flow's start."""
-    result = harness.measure("ramp", pair(size, offset), network(rate=rate))
-    start = result.real_sent[2, 0, 0] - result.real_sent[1, 0, 0]
-    return start, result.real[1, 0, 0], start + result.real[2, 0, 0]
+    result = harness.measure("ramp", pair(size, offset, warm), network(rate=rate))
+    k = int(warm)  # the pair's messages come after the warm-ups
+    start = result.real_sent[2, 0, k] - result.real_sent[1, 0, k]
+    return start, result.real[1, 0, k], start + result.real[2, 0, k]
 
 
 def simulated(size: int, start: float, ramp: float, rate: str = "300Mbit/s") -> tuple[float, float]:
@@ -77,12 +90,13 @@ def main() -> int:
     parser.add_argument("--offsets", default=",".join(map(str, OFFSETS)), help="seconds")
     parser.add_argument("--mb", type=float, default=6.65, help="S in MB (default: McMahan's)")
     parser.add_argument("--rate", default="300Mbit/s", help="the receiver's NIC")
+    parser.add_argument("--warm", action="store_true", help="each sender sends S 1 s before")
     args = parser.parse_args()
     if (why := netns.why_not()) is not None:
         print(f"ramp: cannot run: {why}", file=sys.stderr)
         return 2
     size = round(args.mb * 10**6)
-    runs = {d: [measured(size, d, args.rate) for _ in range(args.repeats)] for d in
+    runs = {d: [measured(size, d, args.rate, args.warm) for _ in range(args.repeats)] for d in
             (float(x) for x in args.offsets.split(","))}  # fmt: skip
     errors = {ramp: [] for ramp in GRID}
     print(

@@ -57,3 +57,10 @@ def test_crowding_counts_the_other_messages_on_a_messages_link_over_its_transfer
     into, out = ps_steps.crowding(tmp_path)
     assert into == pytest.approx(0.5, rel=1e-12)
     assert out == 0.0
+
+
+def test_ramp_pairs_on_warm_connections_send_each_senders_warm_up_first():
+    assert ramp.pair(6, 0.1).schedule == ((0.0, 1, 0, 6), (0.1, 2, 0, 6))
+    warm = ramp.pair(6, 0.1, warm=True).schedule
+    assert warm[:2] == ((0.0, 1, 0, 6), (0.3, 2, 0, 6))
+    assert warm[2:] == ((1.3, 1, 0, 6), (pytest.approx(1.4, abs=1e-12), 2, 0, 6))
