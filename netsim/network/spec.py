@@ -49,9 +49,11 @@ TCP_UNFAIRNESS = 0.5
 # flows already there keep their windows. Under "maxmin" with ``ramp`` = T > 0, a flow's weight
 # starts at 2^-RAMP_STEPS and doubles every T / RAMP_STEPS seconds until it is 1. TCP_RAMP fits
 # when the first of two 6.65 MB flows into a 300 Mbit/s NIC ends, the second starting 10-170 ms
-# later (benchmarks/ramp.py; docs/fidelity.md). Into a 1 Gbit/s NIC the same pairs fit no ramp.
+# later, on connections that carried a message a second before, as a training run's do
+# (benchmarks/ramp.py --warm; docs/fidelity.md). A new connection's newcomer takes longer
+# (50 ms). Into a 1 Gbit/s NIC the same pairs fit no ramp.
 RAMP_STEPS = 5
-TCP_RAMP = 0.05
+TCP_RAMP = 0.01
 _UNFAIRNESS = (lambda s: 0 <= s <= 10, "sigma in [0, 10], e.g. 0.5, or 'tcp'")
 _LOSS = (lambda p: 0 <= p <= 1, "a probability in [0, 1], e.g. 0.01")
 _NOISE = (lambda s: 0 <= s < math.inf, "a finite sigma >= 0, e.g. 0.01")
