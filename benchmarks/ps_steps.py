@@ -72,7 +72,9 @@ def crowding(run_dir: Path) -> tuple[float, float]:
     async_ps: (into, out of). 0 when the workers take turns on the server's link, 3 when four
     of them push (or pull) together."""
     rows = read_csv(Path(run_dir) / "messages.csv", text=("kind", "reason"))
-    kept = np.isfinite(rows["t_arrive"])  # a dropped message never arrives
+    kept = np.isfinite(rows["t_arrive"]) if rows else np.zeros(0, bool)  # drops never arrive
+    if not kept.any():  # one worker alone, or nothing arrived
+        return 0.0, 0.0
     found = []
     for end in ("dst", "src"):
         nodes, counts = np.unique(rows[end][kept], return_counts=True)

@@ -57,6 +57,8 @@ def test_crowding_counts_the_other_messages_on_a_messages_link_over_its_transfer
     into, out = ps_steps.crowding(tmp_path)
     assert into == pytest.approx(0.5, rel=1e-12)
     assert out == 0.0
+    (tmp_path / "messages.csv").write_text("src,dst,kind,bytes,data_bytes,t_send,t_arrive\n")
+    assert ps_steps.crowding(tmp_path) == (0.0, 0.0)
 
 
 def test_ramp_pairs_on_warm_connections_send_each_senders_warm_up_first():
