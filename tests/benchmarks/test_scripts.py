@@ -45,7 +45,7 @@ def test_ramp_simulates_the_first_flows_end_earlier_than_max_min():
 def test_crowding_counts_the_other_messages_on_a_messages_link_over_its_transfer(tmp_path):
     # 1 and 2 push into 4 (the node receiving most), overlapping for 0.5 of each one's 1 s;
     # 3's message into 4 was dropped and crowds nothing. 4 sends most (2 replies), 1 s apart;
-    # 1 sends 4 its one message during the replies: it is not on 4's uplink.
+    # 1's gradient runs beside 4's first reply, but on 4's downlink, not its uplink.
     (tmp_path / "messages.csv").write_text(
         "src,dst,kind,bytes,data_bytes,t_send,t_arrive,dropped,reason\n"
         "1,4,grad,10,10,0.0,1.0,0,\n"
