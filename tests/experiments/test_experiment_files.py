@@ -17,6 +17,7 @@ TINY = [
     "eval_every=2",
     "model='small_cnn'",
 ]
+PLOTTED = {"ps_vs_p2p", "movielens_mf"}
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
@@ -31,7 +32,10 @@ def test_experiment_file_runs_tiny(path, tmp_path):
         f"{r.name}.{kv}" for r in experiment.runs for kv in tiny if kv.split("=")[0] in r.settings
     ]
     experiment.override(own + (["algorithm.rounds=2"] if _federated(experiment) else []))
-    summaries = run(experiment, out=tmp_path, device="cpu", progress=False)
+    # figures: the main experiment's and the rating data's (RMSE axes); the others' draw the
+    # same figures from the same files (tests/netsim/results), 5-10 s each for many runs
+    plot = path.stem in PLOTTED
+    summaries = run(experiment, out=tmp_path, device="cpu", progress=False, plot=plot)
     assert set(summaries) == {r.name for r in experiment.runs}
     for run_spec in experiment.runs:
         summary = summaries[run_spec.name]
@@ -41,7 +45,8 @@ def test_experiment_file_runs_tiny(path, tmp_path):
             assert summary["steps_per_worker"] == 4, run_spec.name
         saved = tmp_path / experiment.name / run_spec.name / "summary.json"
         assert json.loads(saved.read_text())["final_loss"] == summary["final_loss"]
-    assert (tmp_path / experiment.name / "summary.md").is_file()
+    for name in ("summary.md", "timeline.png"):  # plot=False: neither table nor figures
+        assert (tmp_path / experiment.name / name).is_file() == plot, name
 
 
 def test_there_are_experiment_files():
