@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from netsim import Network  # noqa: E402
+from netsim.network import NetworkError  # noqa: E402
 from validation import ns3_harness, ns3_model, patterns  # noqa: E402
 
 KB, MB = 1000, 10**6
@@ -65,7 +66,19 @@ def main() -> int:
     parser.add_argument("--no-hystart", action="store_true", help="Cubic without HyStart")
     parser.add_argument("--only", default="", help="the cases whose name contains this")
     parser.add_argument("--out", default="results/ns3", help="folder for the plot and runs")
+    parser.add_argument(
+        "--ramp", default="0", help="netsim's Network ramp: seconds (0.05, 50ms) or tcp"
+    )
     args = parser.parse_args()
+    try:
+        ramp = float(args.ramp)
+    except ValueError:
+        ramp = args.ramp  # "tcp" or a time with its unit
+    try:
+        Network("1Gbit/s", LATENCY, ramp=ramp).resolve(["worker"])
+    except NetworkError as error:
+        print(f"ns3_compare: --ramp {args.ramp}: {error}", file=sys.stderr)
+        return 2
     if (why := ns3_model.available()) is not None:
         print(f"ns3_compare: cannot run: {why}", file=sys.stderr)
         return 2
@@ -73,12 +86,15 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     runs = Path(tempfile.mkdtemp(prefix="ns3-", dir=out))
     hystart = "off" if args.no_hystart else "on"
-    print(f"{LATENCY} one way, drop-tail queues of {args.queue} packets, HyStart {hystart}")
+    print(
+        f"{LATENCY} one way, drop-tail queues of {args.queue} packets, HyStart {hystart}, "
+        f"netsim's ramp {args.ramp}"
+    )
     print("| pattern | messages | netsim last (s) | ns-3 last (s) | error | median | ns-3 drops |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     families: dict[str, list] = {}  # "fan-in": [(netsim, ns-3) per message]
     for name, pattern, rate in [c for c in cases(args.quick) if args.only in c[0]]:
-        network = Network(rate, LATENCY, goodput=ns3_model.GOODPUT)
+        network = Network(rate, LATENCY, goodput=ns3_model.GOODPUT, ramp=ramp)
         folder = name.replace(" ", "_").replace(",", "")
         result = ns3_harness.compare(
             folder, pattern, network, runs, args.queue, hystart=not args.no_hystart
