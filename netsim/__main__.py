@@ -26,7 +26,7 @@ import contextlib  # noqa: E402
 import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from netsim import specfile  # noqa: E402
+from netsim import interrupts, specfile  # noqa: E402
 from netsim.algorithms.ops import AlgorithmError  # noqa: E402
 from netsim.data import DataError  # noqa: E402
 from netsim.engine.compute import ComputeError  # noqa: E402
@@ -69,18 +69,27 @@ def main(argv: list[str] | None = None) -> int:
 
 @contextlib.contextmanager
 def _sigterm_interrupts():
+    """SIGTERM stops a run as Ctrl-C does; both wait for a row being written (interrupts.py)."""
     if threading.current_thread() is not threading.main_thread():  # signals go to the main one
         yield
         return
     previous = signal.signal(signal.SIGTERM, _terminate)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if set otherwise
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if signal.getsignal(signal.SIGINT) is _interrupt:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _terminate(signum, frame):
-    raise Terminated("terminated (SIGTERM)")
+    interrupts.interrupt(Terminated("terminated (SIGTERM)"))
+
+
+def _interrupt(signum, frame):
+    interrupts.interrupt(KeyboardInterrupt())
 
 
 def experiment_main(argv: list[str]) -> int:

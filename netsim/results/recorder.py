@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from netsim.interrupts import hold, release
 from netsim.network.message import Message
 from netsim.results.read import mb_per_worker
 
@@ -81,39 +82,45 @@ class Recorder:
         (self.dir / "config.json").write_text(text)
 
     def step(self, node: int, step: int, t_start: float, t_end: float, loss: float) -> None:
-        self._writers["steps"].writerow((node, step, repr(t_start), repr(t_end), repr(loss)))
-        if node in self._step_ends:
-            ends = self._step_ends[node]
-            self._at_count[len(ends)] -= 1
-            ends.append(t_end)
-            self._local_steps += 1
-            self._at_count[len(ends)] += 1
-            while self._at_count[self._reached] == 0 and self._reached < len(ends):
-                self._reached += 1
-            if self.progress is not None:
-                self.progress.update(1)
+        hold()  # a Ctrl-C now waits until the row and the counts agree
+        try:
+            self._writers["steps"].writerow((node, step, repr(t_start), repr(t_end), repr(loss)))
+            if node in self._step_ends:
+                ends = self._step_ends[node]
+                self._at_count[len(ends)] -= 1
+                ends.append(t_end)
+                self._local_steps += 1
+                self._at_count[len(ends)] += 1
+                while self._at_count[self._reached] == 0 and self._reached < len(ends):
+                    self._reached += 1
+        finally:
+            release()
+        if node in self._step_ends and self.progress is not None:
+            self.progress.update(1)
 
     def message(self, m: Message) -> None:
-        used_link = not (m.dropped and m.drop_reason == "queue")
-        self.messages += 1
         in_flight = m.drop_reason == "in flight"
-        self.dropped += int(m.dropped and not in_flight)
-        self.in_flight += int(in_flight)
-        if used_link:
-            self.bytes_sent += m.size
-        self._writers["messages"].writerow(
-            (
-                m.src,
-                m.dst,
-                m.kind,
-                m.size,
-                m.data_bytes,
-                repr(m.t_send),
-                repr(m.t_arrive),
-                int(m.dropped),
-                m.drop_reason,
-            )
+        row = (
+            m.src,
+            m.dst,
+            m.kind,
+            m.size,
+            m.data_bytes,
+            repr(m.t_send),
+            repr(m.t_arrive),
+            int(m.dropped),
+            m.drop_reason,
         )
+        hold()
+        try:
+            self._writers["messages"].writerow(row)
+            self.messages += 1
+            self.dropped += int(m.dropped and not in_flight)
+            self.in_flight += int(in_flight)
+            if not (m.dropped and m.drop_reason == "queue"):  # it used the link
+                self.bytes_sent += m.size
+        finally:
+            release()
 
     def record(self, t: float, node: int, name: str, value: float) -> None:
         if hasattr(value, "item"):  # a numpy or torch scalar: its repr is not a number

@@ -68,3 +68,36 @@ def test_a_run_that_stopped_early_keeps_what_it_reached_and_why(tmp_path):
     assert summary["complete"] is False and summary["stopped"] == "interrupted"
     assert summary["steps_per_worker"] == 1 and read_csv(tmp_path / "steps.csv")["step"] == [1]
     assert stopped_by(ValueError("bad\nvalue")) == "ValueError: bad"
+
+
+def test_an_interrupt_while_a_row_is_written_waits_until_the_row_is_counted(tmp_path):
+    # a signal that lands just after a row reached its file (the CLI's handlers call
+    # interrupts.interrupt) raises only once the summary's counts hold that row too
+    import pytest
+
+    from netsim import interrupts
+
+    recorder = Recorder(tmp_path, {"run": "r"}, ["worker", "worker"])
+    rows = {
+        "steps": lambda: recorder.step(0, 1, 0.0, 1.0, 2.3),
+        "messages": lambda: recorder.message(message(0, 1, 10)),
+    }
+    for name, write in rows.items():
+        writer = recorder._writers[name]
+
+        class Interrupted:  # the real writer, then the signal
+            def writerow(self, row, writer=writer):
+                writer.writerow(row)
+                interrupts.interrupt(KeyboardInterrupt())
+
+        recorder._writers[name] = Interrupted()
+        with pytest.raises(KeyboardInterrupt):
+            write()
+        recorder._writers[name] = writer
+    recorder.step(1, 1, 0.0, 1.5, 2.2)
+    recorder.close(recorder.summary("r", "SGD", 1.5, 0.0), stopped="interrupted")
+    summary = read_json(tmp_path / "summary.json")
+    assert summary["steps_per_worker"] == 1 and len(read_csv(tmp_path / "steps.csv")["step"]) == 2
+    assert summary["messages"] == 1 and summary["bytes_sent"] == message(0, 1, 10).size
+    with pytest.raises(KeyboardInterrupt):  # outside a row, at once
+        interrupts.interrupt(KeyboardInterrupt())
