@@ -93,10 +93,10 @@ class Recorder:
                 self._at_count[len(ends)] += 1
                 while self._at_count[self._reached] == 0 and self._reached < len(ends):
                     self._reached += 1
+                if self.progress is not None:
+                    self.progress.update(1)
         finally:
             release()
-        if node in self._step_ends and self.progress is not None:
-            self.progress.update(1)
 
     def message(self, m: Message) -> None:
         in_flight = m.drop_reason == "in flight"
