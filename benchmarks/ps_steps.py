@@ -5,8 +5,9 @@ of the same runs, at the McMahan CNN's size (6.65 MB a message) and at VGG-19's 
 
 Prints each run's step-time percentiles (p5, p50, p95; a worker's step time is the gap between
 the ends of its consecutive steps, so it includes waiting, as Cui's Table I counts it) measured
-and simulated, with max-min sharing ("sim"), with Network(unfairness="tcp") ("sim tcp") and
-with Network(ramp="tcp") ("sim ramp"), and their errors, and draws the overlaid histograms.
+and simulated, with max-min sharing ("sim"), with Network(unfairness="tcp") ("sim tcp"), with
+Network(ramp="tcp") ("sim ramp") and with that and acks="tcp" ("sim ramp acks"), and their
+errors, and draws the overlaid histograms.
 Per run it also prints how crowded the busiest node's links were (crowding(): how many other
 messages were on the link while a message was, on average, into the node and out of it): the
 server's workers taking turns give 0, four of them in lockstep 3.
@@ -64,7 +65,12 @@ def experiment(model: str, steps: int, goodput: float, runs=RUNS, seed: int = 0)
 
 
 # label: the simulation's Network options (besides the experiment's)
-MODELS = {"sim": {}, "sim tcp": {"unfairness": "tcp"}, "sim ramp": {"ramp": "tcp"}}
+MODELS = {
+    "sim": {},
+    "sim tcp": {"unfairness": "tcp"},
+    "sim ramp": {"ramp": "tcp"},
+    "sim ramp acks": {"ramp": "tcp", "acks": "tcp"},
+}
 
 
 def crowding(run_dir: Path) -> tuple[float, float]:
@@ -169,6 +175,7 @@ def histograms(results, path: str) -> None:
         "sim": ("simulated, max-min", "tab:blue"),
         "sim tcp": ('simulated, unfairness="tcp"', "tab:green"),
         "sim ramp": ('simulated, ramp="tcp"', "tab:purple"),
+        "sim ramp acks": ('simulated, ramp and acks "tcp"', "tab:red"),
     }
     for ax, ((model, name), times) in zip(axes[0], results.items(), strict=True):
         bins = np.linspace(0, max(v.max() for v in times.values()) * 1.05, 30)

@@ -16,7 +16,11 @@ offered load.
 from __future__ import annotations
 
 import csv
+import json
+import os
 import tempfile
+import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +37,9 @@ class Result:
     sim_last: float  # last arrival - first send, s
     real_last: float
     real_sent: dict[tuple[int, int, int], float] = field(default_factory=dict)  # s after the first
+    # shares of the host's CPU time, from the real run's first send to its last arrival:
+    busy: float = float("nan")  # not idle (steal included)
+    stolen: float = float("nan")  # taken by the hypervisor for other machines (steal)
 
     def pairs(self) -> list[tuple[float, float]]:
         return [(self.sim[key], self.real[key]) for key in sorted(self.sim) if key in self.real]
@@ -63,13 +70,67 @@ def measure(name: str, pattern, network: Network, out: Path | None = None) -> Re
         where = hosts.Placement(
             [(a, 0) for a in addresses], bind=spaces.gateway, wrap=spaces.command
         )
-        run(spec, out=out / "real", runtime="real", where=where, progress=False, plot=False)
+        with CpuSampler() as cpu:
+            run(spec, out=out / "real", runtime="real", where=where, progress=False, plot=False)
     real_csv = out / "real" / name / name / "messages.csv"
     replayed = experiment(name, replay(pattern, real_csv), network)
     run(replayed, out=out / "sim", progress=False, plot=False)
     sim, sim_last = completions(out / "sim" / name / name / "messages.csv")
     real, real_last = completions(real_csv)
-    return Result(name, sim, real, sim_last, real_last, sends(real_csv))
+    t0 = json.loads((real_csv.parent / "config.json").read_text())["t0"]
+    rows = _rows(real_csv)
+    first = t0 + float(rows[0]["t_send"])
+    busy, stolen = cpu.shares(first, first + real_last)
+    return Result(name, sim, real, sim_last, real_last, sends(real_csv), busy, stolen)
+
+
+class CpuSampler:
+    """Reads the host's CPU times every `every` seconds in a thread, while in a with block."""
+
+    def __init__(self, every: float = 0.01):
+        self.every, self.samples = every, []  # (Unix time, cpu_times())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self):
+        while True:
+            self.samples.append((time.time(), cpu_times()))
+            if self._stop.wait(self.every):
+                self.samples.append((time.time(), cpu_times()))
+                return
+
+    def shares(self, start: float, end: float) -> tuple[float, float]:
+        """(busy, stolen) over the shortest sampled span that holds [start, end] (Unix times)."""
+        before = [times for at, times in self.samples if at <= start]
+        after = [times for at, times in self.samples if at >= end]
+        if not before or not after:
+            return float("nan"), float("nan")
+        return cpu_shares(before[-1], after[0])
+
+
+def cpu_times() -> tuple[float, float, float]:
+    """Seconds of the host's CPU time so far, all CPUs: (busy, stolen, total). Busy is all
+    but idle and iowait, and counts steal, the time the hypervisor gave to other machines."""
+    with open("/proc/stat") as handle:
+        ticks = [int(value) for value in handle.readline().split()[1:9]]
+    ticks += [0] * (8 - len(ticks))
+    tick = os.sysconf("SC_CLK_TCK")
+    total = sum(ticks)
+    return (total - ticks[3] - ticks[4]) / tick, ticks[7] / tick, total / tick
+
+
+def cpu_shares(before: tuple, after: tuple) -> tuple[float, float]:
+    """(busy, stolen) as shares of the CPU time between two cpu_times(); nan if none passed."""
+    busy, stolen, total = (b - a for a, b in zip(before, after, strict=True))
+    return (busy / total, stolen / total) if total > 0 else (float("nan"), float("nan"))
 
 
 def replay(pattern, path: Path):

@@ -90,9 +90,17 @@ class Fabric:
                 self._edge_link[uv] = len(capacities)
                 capacities.append(edge.bandwidth)
         width, sigma = 3 if self._edge_link else 2, self.net.unfairness
+        # With ACKs, a flow's links back follow its links out, at acks of its rate.
+        coefficient = [1.0] * width + [self.net.acks] * width if self.net.acks else None
         self._links = MaxMin(
-            env, capacities, width, weighted=sigma > 0, ramp=(self.net.ramp, RAMP_STEPS)
+            env,
+            capacities,
+            2 * width if coefficient else width,
+            weighted=sigma > 0,
+            ramp=(self.net.ramp, RAMP_STEPS),
+            coefficient=coefficient,
         )
+        self._edge_width = width == 3
         if sigma > 0:  # a stream of its own: loss and noise draw what they draw without it
             self._weights = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
 
@@ -141,9 +149,14 @@ class Fabric:
         if not self._enter(self._queued_down, dst, transfer.size):
             self._queued_up[src] -= transfer.size
             return self._finish(transfer, "queue")
-        links = (1 + src, 1 + len(self._queued_up) + dst)
-        if self._links.width == 3:
+        n = len(self._queued_up)
+        links = (1 + src, 1 + n + dst)
+        if self._edge_width:
             links += (self._edge_link.get((src, dst), NO_LINK),)
+        if self.net.acks:  # the receiver's uplink, the sender's downlink, the edge back
+            links += (1 + dst, 1 + n + src)
+            if self._edge_width:
+                links += (self._edge_link.get((dst, src), NO_LINK),)
         weight = self._weights.lognormal(0.0, self.net.unfairness) if self.net.unfairness else 1.0
         self._links.start(links, 8.0 * transfer.size, partial(self._moved, transfer), weight)
 

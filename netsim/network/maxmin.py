@@ -10,7 +10,9 @@ never falls while flows elsewhere freeze below it, so a local bottleneck stays o
 (Network.unfairness): what rises is a link's spare capacity per unit of its unfrozen flows'
 weight, and a flow's rate is its weight times that at its bottleneck. With a ramp (T, k), a
 flow's weight starts at 2^-k of the one it is given and doubles every T / k seconds, each
-doubling a reshare of its group (Network.ramp).
+doubling a reshare of its group (Network.ramp). With coefficients per row of link ids, a flow
+of rate r takes c r of the link in row c's place: ACKs take a share of the links back
+(Network.acks).
 
 Rates depend on each other only within a group of flows connected through shared links, so
 the group is the unit of work. Its flows live in numpy arrays, and when flows start or end in
@@ -94,8 +96,11 @@ class MaxMin:
         width: int,
         weighted: bool = False,
         ramp: tuple[float, int] = (0.0, 0),
+        coefficient: list[float] | None = None,
     ):
         self.env, self.width, self.weighted = env, width, weighted or ramp[0] > 0
+        # what a flow takes of the link in each row of its link ids, per bit/s; None: all 1
+        self.coefficient = None if coefficient is None else np.array(coefficient, dtype=float)
         # (T, k): a flow starts at 2^-k of its weight and doubles it every T / k seconds
         self._ramp_step, self._ramp_steps = (ramp[0] / ramp[1], ramp[1]) if ramp[0] > 0 else (0, 0)
         self.capacity = np.array(capacities, dtype=float)
@@ -239,24 +244,39 @@ class MaxMin:
 
     def _share(self, group: _Group):
         """Set the group's max-min rates and schedule its earliest end."""
-        group.rate = max_min(group.links, self.capacity, group.weight if self.weighted else None)
+        weight = group.weight if self.weighted else None
+        group.rate = max_min(group.links, self.capacity, weight, self.coefficient)
         left = group.bits / group.rate
         row = int(left.argmin())
         wake = self.env.timeout(float(left[row]))
         wake.callbacks.append(partial(self._wake, group, group.generation, row))
 
 
-def max_min(links: np.ndarray, capacity: np.ndarray, weight: np.ndarray | None = None):
+def max_min(
+    links: np.ndarray,
+    capacity: np.ndarray,
+    weight: np.ndarray | None = None,
+    coefficient: np.ndarray | None = None,
+):
     """Max-min fair rates of flows through links of these capacities: links[:, i] are the
     link ids of flow i (a column, so that per-flow minima run over contiguous rows). With
     weights, weighted max-min: what rises is a link's spare capacity per unit of the weight of
-    its unfrozen flows, and a flow gets its weight times that at its tightest link."""
+    its unfrozen flows, and a flow gets its weight times that at its tightest link. With a
+    coefficient per row, a flow of rate r takes coefficient[k] r of its link in row k, and a
+    link's level is its spare capacity per unit of its unfrozen flows' weight times that."""
     if links.shape[1] == 1:  # often so, and worth a shortcut: its tightest link
-        return capacity[links[:, 0]].min(keepdims=True)
+        if coefficient is None:
+            return capacity[links[:, 0]].min(keepdims=True)
+        return (capacity[links[:, 0]] / coefficient).min(keepdims=True)
 
     def per_link(columns: np.ndarray, values: np.ndarray | None) -> np.ndarray:
-        """Flows (or the values given) added up per link, over these columns of link ids."""
-        values = None if values is None else np.tile(values, len(columns))
+        """Flows (or the values given) added up per link, over these columns of link ids,
+        each row's scaled by its coefficient."""
+        if coefficient is not None:
+            values = np.ones(columns.shape[1]) if values is None else values
+            values = np.outer(coefficient, values).ravel()
+        elif values is not None:
+            values = np.tile(values, len(columns))
         return np.bincount(columns.ravel(), values, minlength=len(capacity))
 
     total = per_link(links, weight)  # unfrozen flows (or their weight) on each link

@@ -22,6 +22,11 @@ T / RAMP_STEPS seconds until it is 1: a TCP flow that starts while another cross
 gets little of it at first (slow start against a full window), so of two flows a few tens of
 ms apart the older ends well before max-min's even split would let it (measured: "tcp").
 
+Under "maxmin", ``acks`` = a > 0 makes each flow of rate r also take a r of the links back,
+the receiver's uplink and the sender's downlink (and the edge's other direction): TCP's ACKs
+share a NIC with the data it sends, which slows a node that sends and receives at once (a
+ring, an all-to-all, a server that sends models while gradients come in); measured: "tcp".
+
 A message counts against the sender's uplink queue from send until its transfer ends, and
 against the receiver's downlink queue from when it enters that link until then.
 """
@@ -54,7 +59,13 @@ TCP_UNFAIRNESS = 0.5
 # (50 ms). Into a 1 Gbit/s NIC the same pairs fit no ramp.
 RAMP_STEPS = 5
 TCP_RAMP = 0.01
+# TCP's ACKs on the way back, in bytes on the wire per byte of data on the wire: Linux ACKed
+# every 1.75 full frames (a 66-byte ACK per 1514-byte frame; TcpOutSegs less the data segments,
+# counted with nstat in each namespace, rings and all-to-alls of 8 at 25 Mbit/s;
+# docs/fidelity.md). Its delayed ACK covers two frames, but it ACKs at once early in a flow.
+TCP_ACKS = 66 / (1.75 * 1514)
 _UNFAIRNESS = (lambda s: 0 <= s <= 10, "sigma in [0, 10], e.g. 0.5, or 'tcp'")
+_ACKS = (lambda a: 0 <= a < 1, "in [0, 1), e.g. 0.025, or 'tcp'")
 _LOSS = (lambda p: 0 <= p <= 1, "a probability in [0, 1], e.g. 0.01")
 _NOISE = (lambda s: 0 <= s < math.inf, "a finite sigma >= 0, e.g. 0.01")
 
@@ -92,6 +103,7 @@ class ResolvedNetwork:
     edges: Mapping[tuple[int, int], Edge]  # keyed (smaller id, larger id)
     unfairness: float = 0.0  # sigma of the flows' log-weights under maxmin; 0: fair
     ramp: float = 0.0  # s for a new flow's weight to grow from 2^-RAMP_STEPS to 1; 0: none
+    acks: float = 0.0  # share of a flow's rate its ACKs take of the links back; 0: none
 
     def edge(self, u: int, v: int) -> Edge:
         return self.edges.get((min(u, v), max(u, v)), self.default)
@@ -114,6 +126,7 @@ class Network:
     goodput: float | str = 1.0  # scales every capacity; "tcp": TCP_GOODPUT (1448/1514)
     unfairness: float | str = 0.0  # maxmin: sigma of flows' log-weights; "tcp": TCP_UNFAIRNESS
     ramp: float | str = 0.0  # maxmin: s for a new flow to reach its full weight; "tcp": TCP_RAMP
+    acks: float | str = 0.0  # maxmin: share of a flow's rate taken on the links back; "tcp"
     queue: float | str | None = None  # bytes per NIC direction, overflow drops; None: unlimited
     loss: float = 0.0  # per-edge probability of dropping a message
     noise: float = 0.0  # per-edge sigma of Gaussian noise on floating payload tensors
@@ -141,6 +154,12 @@ class Network:
             raise NetworkError(
                 f"Network.ramp = {self.ramp!r} weights max-min sharing: use "
                 f"sharing='maxmin', or ramp=0 with sharing={self.sharing!r}"
+            )
+        acks = TCP_ACKS if self.acks == "tcp" else _number("Network.acks", self.acks, _ACKS)
+        if acks and self.sharing != "maxmin":
+            raise NetworkError(
+                f"Network.acks = {self.acks!r} shares max-min links: use sharing='maxmin', "
+                f"or acks=0 with sharing={self.sharing!r}"
             )
         tcp = self.goodput == "tcp"
         goodput = TCP_GOODPUT if tcp else _number("Network.goodput", self.goodput, _GOODPUT)
@@ -180,7 +199,7 @@ class Network:
             if uv in edges:
                 raise NetworkError(f"{where}: given twice, as (u, v) and (v, u); give it once")
             edges[uv] = replace(default, **parsed)
-        return ResolvedNetwork(self.sharing, tuple(nics), default, edges, unfair, ramp)
+        return ResolvedNetwork(self.sharing, tuple(nics), default, edges, unfair, ramp, acks)
 
 
 def _unit(parse: Callable, where: str, value):

@@ -102,7 +102,7 @@ class Coordinator:
             self.now = frames.Clock(self.t0)
             for writer in self.writers.values():
                 frames.send(writer, "start", self.addresses, self.t0)
-            self.recorder.config(**self.where.describe(self.addresses))
+            self.recorder.config(t0=self.t0, **self.where.describe(self.addresses))
             evaluate(self, "subset", 0.0)
             timer = asyncio.ensure_future(self._timers())
             await self.end

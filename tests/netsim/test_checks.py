@@ -130,6 +130,7 @@ NESTED = [
     *("network.sharing", "network.goodput", "network.nodes", "network.edges"),
     "network.unfairness",
     "network.ramp",
+    "network.acks",
     *("compute.step_time", "compute.jitter", "compute.heterogeneity", "compute.stragglers"),
     *("compute.straggler_factor", "compute.slowdown", "compute.device_flops"),
     *("p2p.algorithm.timeout", "p2p.algorithm.compress", "p2p.algorithm.peers"),

@@ -50,6 +50,8 @@ RUNS = {
         "network",
         {"ramp": "1.5ms"},
     ),
+    # the two workers pull from each other at once: every message meets its mirror image
+    "acks": (PULL, TWO, "network", {"acks": 0.5}),
     "edge_latency": (PS, ONE, "network", {"edges": {(0, 1): {"latency": "20ms"}}}),
     "edge_bandwidth": (PS, ONE, "network", {"edges": {(1, 0): {"bandwidth": "50Mbit/s"}}}),
     "edge_loss": (PULL, THREE, "network", {"edges": {(0, 1): {"loss": 1.0}}}),
@@ -245,6 +247,17 @@ def check_ramp(run):  # weights 1/32 doubling every 0.3 ms: worker 0's flow is o
     first = start + 2 * alone - 4 * d / 3
     assert step + d < first - start < 2 * step
     assert (end, last) == (pytest.approx(first, rel=1e-9), pytest.approx(start + 2 * alone))
+
+
+def check_acks(run):  # each message's ACKs share the links of the one coming the other way
+    m = messages(run)
+    assert len(m["src"]) >= 8 and not m["dropped"].any()
+    for src, dst, size, sent in zip(m["src"], m["dst"], m["bytes"], m["t_send"], strict=True):
+        mirror = (m["src"] == dst) & (m["dst"] == src) & (m["t_send"] == sent)
+        assert mirror.sum() == 1 and m["bytes"][mirror] == size
+    # each direction's data r plus the other's ACKs r / 2 fill the NIC: r = C / 1.5
+    expected = 8 * m["bytes"] * 1.5 / 1e9
+    assert m["t_arrive"] - m["t_send"] == pytest.approx(expected, rel=1e-9)
 
 
 def check_noise(run):

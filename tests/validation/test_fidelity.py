@@ -8,12 +8,10 @@ must agree within the 3% the fidelity work aims at; on the idle 2-core machine i
 A real run on a shared machine is only ever slowed down: a CPU taken by another job (or by the
 hypervisor: steal time) delays the senders, the receivers and the bucket's timer, and shows up as
 network time (docs/fidelity.md). So each case is measured up to five times and passes on the
-first measurement within its bound; a failure lists every measurement with the CPU time stolen
-while it ran. A model that is wrong fails all five (on a noisy VM, 2 of 8 single transfers
-fell outside 3%, at -7.7% and -11.8%).
+first measurement within its bound; a failure lists every measurement with the shares of the
+CPU that were busy and stolen while it moved data. A model that is wrong fails all five (on a
+noisy VM, 2 of 8 single transfers fell outside 3%, at -7.7% and -11.8%).
 """
-
-import os
 
 import pytest
 
@@ -29,25 +27,17 @@ pytestmark = pytest.mark.skipif(WHY is not None, reason=f"fidelity needs namespa
 TRIES = 5
 
 
-def steal() -> float:
-    """Seconds of CPU time the hypervisor took from this machine so far (all CPUs)."""
-    with open("/proc/stat") as handle:
-        fields = handle.readline().split()
-    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
-
-
 def agrees(name, pattern, network, tmp_path, rel) -> harness.Result:
     """The first of up to TRIES measurements whose last finisher agrees within rel."""
     seen = []
     for attempt in range(TRIES):
-        before = steal()
         result = harness.measure(name, pattern, network, tmp_path / str(attempt))
         if result.sim_last == pytest.approx(result.real_last, rel=rel):
             return result
         error = result.sim_last / result.real_last - 1
         seen.append(
             f"sim {result.sim_last:.4f} s, real {result.real_last:.4f} s ({error:+.1%}), "
-            f"{steal() - before:.2f} s of CPU stolen"
+            f"CPU {result.busy:.0%} busy, {result.stolen:.0%} stolen"
         )
     pytest.fail(f"{name}: no measurement within {rel:.0%}: " + "; ".join(seen))
 

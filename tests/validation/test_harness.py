@@ -44,3 +44,27 @@ def test_a_replayed_schedule_is_what_the_simulation_sends(tmp_path):
     assert times[0, 1, 0] == pytest.approx(times[2, 3, 0], rel=1e-9)
     assert last == pytest.approx(0.025 + times[2, 3, 0], rel=1e-9)
     assert times[0, 1, 0] == pytest.approx(8 * (MB + 100) / 100e6, rel=1e-3)
+
+
+def test_cpu_shares_span_the_window_from_the_last_sample_before_to_the_first_after():
+    """busy and stolen over [start, end] come from the samples that bracket it; (busy,
+    stolen, total) are CPU seconds so far."""
+    sampler = harness.CpuSampler()
+    sampler.samples = [
+        (10.0, (0.0, 0.0, 0.0)),
+        (10.1, (0.1, 0.0, 0.2)),
+        (10.2, (0.3, 0.1, 0.4)),
+        (10.3, (0.3, 0.1, 0.6)),
+    ]
+    assert sampler.shares(10.15, 10.2) == pytest.approx((0.2 / 0.2, 0.1 / 0.2))  # 10.1-10.2
+    assert sampler.shares(10.05, 10.25) == pytest.approx((0.3 / 0.6, 0.1 / 0.6))  # 10.0-10.3
+    assert all(share != share for share in sampler.shares(9.0, 10.2))  # nan: none before
+
+
+def test_cpu_sampler_reads_the_host_while_in_its_block():
+    with harness.CpuSampler(every=0.005) as sampler:
+        sum(range(10**7))  # keep a core busy for a while
+    first, last = sampler.samples[0], sampler.samples[-1]
+    assert len(sampler.samples) >= 2 and last[0] > first[0]
+    busy, stolen = harness.cpu_shares(first[1], last[1])
+    assert 0 < busy <= 1 and 0 <= stolen <= busy

@@ -8,7 +8,7 @@ import torch
 from netsim.network import Network, NetworkError
 from netsim.network.fabric import Fabric
 from netsim.network.message import Message
-from netsim.network.spec import TCP_RAMP, TCP_UNFAIRNESS
+from netsim.network.spec import TCP_ACKS, TCP_RAMP, TCP_UNFAIRNESS
 from netsim.units import parse_rate
 
 SHARINGS = ["maxmin", "fifo"]
@@ -569,3 +569,48 @@ def test_ramp_names_the_measured_value_and_rejects_what_it_cannot_model():
         Network(ramp="-5ms").resolve(["worker"])
     with pytest.raises(NetworkError, match=r"Network.ramp"):
         Network(ramp="fast").resolve(["worker"])
+
+
+def test_acks_slow_every_node_of_a_ring_by_their_share():
+    # Each node sends 100 kB to the next: its uplink carries its own flow r and the ACKs of
+    # the flow coming in, a r; so r (1 + a) = C, and each ends at 8 S (1 + a) / C.
+    def ring(acks):
+        msgs = [sized(i, (i + 1) % 3, 100_000) for i in range(3)]
+        simulate(Network("100Mbit/s", acks=acks), 3, [(0.0, msg) for msg in msgs])
+        return [msg.t_arrive for msg in msgs]
+
+    assert ring(0.0) == [approx(8e5 / 100e6)] * 3
+    assert ring(0.05) == [approx(8e5 * 1.05 / 100e6)] * 3
+    assert ring("tcp") == [approx(8e5 * (1 + TCP_ACKS) / 100e6)] * 3
+
+
+def test_acks_leave_traffic_one_way_as_max_min_has_it():
+    # a transfer, a fan-in and a fan-out: the links back carry ACKs alone and never fill
+    network = Network("100Mbit/s", acks=0.05)
+    assert fan_in(network, 1) == [approx(80_000 / 100e6)]
+    assert fan_in(network, 4) == [approx(4 * 80_000 / 100e6)] * 4
+    msgs = [sized(0, i, 10_000) for i in range(1, 5)]
+    simulate(network, 5, [(0.0, msg) for msg in msgs])
+    assert [msg.t_arrive for msg in msgs] == [approx(4 * 80_000 / 100e6)] * 4
+
+
+def test_acks_fill_the_link_back_with_the_data_on_it():
+    # Node 0's NIC is 10 Mbit/s, the others 100; f: 0 -> 1 (100 kB), g: 2 -> 0 (200 kB),
+    # acks 0.5. Node 0's uplink carries f and g's ACKs: f + g / 2 <= 10; its downlink g and
+    # f's ACKs: g + f / 2 <= 10. Both rise together to 10 / 1.5 Mbit/s; f ends at 0.8 Mbit /
+    # (20/3) = 0.12 s. Then g alone: node 0's downlink holds it to 10 (its ACKs on node 0's
+    # uplink would allow 20). Its last 0.8 Mbit take 0.08 s: it ends at 0.2 s.
+    network = Network("100Mbit/s", acks=0.5, nodes={0: {"bandwidth": "10Mbit/s"}})
+    f, g = sized(0, 1, 100_000), sized(2, 0, 200_000)
+    simulate(network, 3, [(0.0, f), (0.0, g)])
+    assert (f.t_arrive, g.t_arrive) == (approx(0.12), approx(0.2))
+
+
+def test_acks_name_the_measured_share_and_reject_what_they_cannot_model():
+    assert Network(acks="tcp").resolve(["worker"]).acks == TCP_ACKS
+    assert 0.02 < TCP_ACKS < 0.03
+    with pytest.raises(NetworkError, match=r"Network.acks = 0.1 shares max-min links"):
+        Network(acks=0.1, sharing="fifo").resolve(["worker"])
+    for bad in (-0.1, 1.0, "fast", True):
+        with pytest.raises(NetworkError, match=r"Network.acks"):
+            Network(acks=bad).resolve(["worker"])
