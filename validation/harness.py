@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import tempfile
 import threading
 import time
@@ -93,19 +92,18 @@ class CpuSampler:
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def __enter__(self) -> CpuSampler:
-        self._thread.start()
+        self.samples.append((time.time(), cpu_times()))  # the first and last here, not in
+        self._thread.start()  # the thread, which may wait for the GIL
         return self
 
     def __exit__(self, *_exc):
         self._stop.set()
         self._thread.join()
+        self.samples.append((time.time(), cpu_times()))
 
     def _sample(self):
-        while True:
+        while not self._stop.wait(self.every):
             self.samples.append((time.time(), cpu_times()))
-            if self._stop.wait(self.every):
-                self.samples.append((time.time(), cpu_times()))
-                return
 
     def shares(self, start: float, end: float) -> tuple[float, float]:
         """(busy, stolen) over the shortest sampled span that holds [start, end] (Unix times)."""
@@ -116,19 +114,18 @@ class CpuSampler:
         return cpu_shares(before[-1], after[0])
 
 
-def cpu_times() -> tuple[float, float, float]:
-    """Seconds of the host's CPU time so far, all CPUs: (busy, stolen, total). Busy is all
+def cpu_times() -> tuple[int, int, int]:
+    """The host's CPU time so far, all CPUs, in clock ticks: (busy, stolen, total). Busy is all
     but idle and iowait, and counts steal, the time the hypervisor gave to other machines."""
     with open("/proc/stat") as handle:
         ticks = [int(value) for value in handle.readline().split()[1:9]]
     ticks += [0] * (8 - len(ticks))
-    tick = os.sysconf("SC_CLK_TCK")
     total = sum(ticks)
-    return (total - ticks[3] - ticks[4]) / tick, ticks[7] / tick, total / tick
+    return total - ticks[3] - ticks[4], ticks[7], total
 
 
 def cpu_shares(before: tuple, after: tuple) -> tuple[float, float]:
-    """(busy, stolen) as shares of the CPU time between two cpu_times(); nan if none passed."""
+    """(busy, stolen) as shares of the CPU time between two cpu_times(); nan if no tick passed."""
     busy, stolen, total = (b - a for a, b in zip(before, after, strict=True))
     return (busy / total, stolen / total) if total > 0 else (float("nan"), float("nan"))
 

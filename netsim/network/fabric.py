@@ -90,15 +90,13 @@ class Fabric:
                 self._edge_link[uv] = len(capacities)
                 capacities.append(edge.bandwidth)
         width, sigma = 3 if self._edge_link else 2, self.net.unfairness
-        # With ACKs, a flow's links back follow its links out, at acks of its rate.
-        coefficient = [1.0] * width + [self.net.acks] * width if self.net.acks else None
         self._links = MaxMin(
             env,
             capacities,
-            2 * width if coefficient else width,
+            width,
             weighted=sigma > 0,
             ramp=(self.net.ramp, RAMP_STEPS),
-            coefficient=coefficient,
+            acks=self.net.acks,  # a flow's links back follow its links out
         )
         self._edge_width = width == 3
         if sigma > 0:  # a stream of its own: loss and noise draw what they draw without it

@@ -22,10 +22,11 @@ T / RAMP_STEPS seconds until it is 1: a TCP flow that starts while another cross
 gets little of it at first (slow start against a full window), so of two flows a few tens of
 ms apart the older ends well before max-min's even split would let it (measured: "tcp").
 
-Under "maxmin", ``acks`` = a > 0 makes each flow of rate r also take a r of the links back,
-the receiver's uplink and the sender's downlink (and the edge's other direction): TCP's ACKs
-share a NIC with the data it sends, which slows a node that sends and receives at once (a
-ring, an all-to-all, a server that sends models while gradients come in); measured: "tcp".
+Under "maxmin", ``acks`` = a > 0 makes each flow of rate r also send a r of ACKs over the
+links back, the receiver's uplink and the sender's downlink (and the edge's other direction),
+ahead of data: TCP's ACKs share a NIC with the data it sends, which slows a node that sends
+and receives at once (a ring, an all-to-all, a server that sends models while gradients come
+in); measured: "tcp".
 
 A message counts against the sender's uplink queue from send until its transfer ends, and
 against the receiver's downlink queue from when it enters that link until then.

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -594,12 +595,13 @@ def test_acks_leave_traffic_one_way_as_max_min_has_it():
     assert [msg.t_arrive for msg in msgs] == [approx(4 * 80_000 / 100e6)] * 4
 
 
-def test_acks_fill_the_link_back_with_the_data_on_it():
+def test_acks_go_first_and_data_gets_what_they_leave():
     # Node 0's NIC is 10 Mbit/s, the others 100; f: 0 -> 1 (100 kB), g: 2 -> 0 (200 kB),
-    # acks 0.5. Node 0's uplink carries f and g's ACKs: f + g / 2 <= 10; its downlink g and
-    # f's ACKs: g + f / 2 <= 10. Both rise together to 10 / 1.5 Mbit/s; f ends at 0.8 Mbit /
-    # (20/3) = 0.12 s. Then g alone: node 0's downlink holds it to 10 (its ACKs on node 0's
-    # uplink would allow 20). Its last 0.8 Mbit take 0.08 s: it ends at 0.2 s.
+    # acks 0.5. ACKs go first: node 0's uplink leaves f what g's ACKs do not take, f = 10 -
+    # g / 2, and its downlink leaves g what f's do not, g = 10 - f / 2. So f = g = 10 / 1.5
+    # Mbit/s, and f ends at 0.8 Mbit / (20/3) = 0.12 s. Then g alone: node 0's downlink holds
+    # it to 10 (its ACKs on node 0's uplink would allow 20). Its last 0.8 Mbit take 0.08 s:
+    # it ends at 0.2 s.
     network = Network("100Mbit/s", acks=0.5, nodes={0: {"bandwidth": "10Mbit/s"}})
     f, g = sized(0, 1, 100_000), sized(2, 0, 200_000)
     simulate(network, 3, [(0.0, f), (0.0, g)])
@@ -614,3 +616,16 @@ def test_acks_name_the_measured_share_and_reject_what_they_cannot_model():
     for bad in (-0.1, 1.0, "fast", True):
         with pytest.raises(NetworkError, match=r"Network.acks"):
             Network(acks=bad).resolve(["worker"])
+
+
+def test_acks_alone_hold_a_flow_only_where_they_fill_the_link_back():
+    # A 100 Mbit/s downlink into node 1 whose uplink is 2 Mbit/s: with acks 0.05 a flow into
+    # it sends 0.05 r of ACKs back, at most 2 Mbit/s, so r <= 40 Mbit/s (TCP is ACK-clocked).
+    network = Network("100Mbit/s", acks=0.05, nodes={1: {"up": "2Mbit/s"}})
+    msg = sized(0, 1, 100_000)
+    simulate(network, 2, [(0.0, msg)])
+    assert msg.t_arrive == approx(8e5 / 40e6)
+    # with a tiny share they never fill it, and the flow keeps its whole rate
+    msg = sized(0, 1, 100_000)
+    simulate(dataclasses.replace(network, acks=1e-6), 2, [(0.0, msg)])
+    assert msg.t_arrive == approx(8e5 / 100e6)
