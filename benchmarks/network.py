@@ -11,6 +11,8 @@ size is computed exactly as in a real run. NICs are 1 Gbit/s, latency 1 ms. The 
   rate = flow start + finish events per wall-second.
 - maxmin server: the same, but every flow goes into node 0's downlink (a parameter server):
   the worst case, one bottleneck shared by every flow in flight.
+- the two max-min cases with Network(acks="tcp"): each reshare iterates max-min until the
+  ACKs' loads settle, and the links back join flows into larger groups.
 
 Before the cases the heap of imports (torch alone holds ~200,000 objects) is frozen out of
 Python's garbage collector with gc.freeze(), as a long simulation should do after its setup:
@@ -85,7 +87,7 @@ def fifo(nodes: int, messages: int, seed: int = 0) -> tuple[simpy.Environment, l
     return env, done
 
 
-def maxmin(nodes: int, flows: int, total: int, server: bool, seed: int = 0):
+def maxmin(nodes: int, flows: int, total: int, server: bool, seed: int = 0, acks=0.0):
     """Keep `flows` flows in flight until `total` have ended; the clock and a count of flow
     starts and ends. server: every flow goes from a worker into node 0; else random ends."""
     env, rng = simpy.Environment(), np.random.default_rng(seed)
@@ -106,7 +108,7 @@ def maxmin(nodes: int, flows: int, total: int, server: bool, seed: int = 0):
         if started[0] < total:
             start()
 
-    network = Network(**NETWORK, sharing="maxmin")
+    network = Network(**NETWORK, sharing="maxmin", acks=acks)
     fabric = Fabric(env, network, ["worker"] * nodes, np.random.default_rng(seed), replace)
     for _ in range(flows):
         start()
@@ -154,6 +156,18 @@ def main() -> None:
         ("fifo", "messages", 100_000, lambda: fifo(1_000, messages)),
         ("maxmin random", "events", 10_000, lambda: maxmin(1_000, 1_000, total, server=False)),
         ("maxmin server", "events", 10_000, lambda: maxmin(1_001, 1_000, total, server=True)),
+        (
+            "maxmin random, acks",
+            "events",
+            1_000,
+            lambda: maxmin(1_000, 1_000, total, server=False, acks="tcp"),
+        ),
+        (
+            "maxmin server, acks",
+            "events",
+            1_000,
+            lambda: maxmin(1_001, 1_000, total, server=True, acks="tcp"),
+        ),
     ]
     if not args.no_freeze:
         gc.collect()
