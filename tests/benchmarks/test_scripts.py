@@ -1,5 +1,6 @@
 """The benchmark scripts that need no root: they run, and their simulated halves are right."""
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import fidelity  # noqa: E402
 import ps_steps  # noqa: E402
 import ramp  # noqa: E402
 import unfairness  # noqa: E402
@@ -66,3 +68,37 @@ def test_ramp_pairs_on_warm_connections_send_each_senders_warm_up_first():
     warm = ramp.pair(6, 0.1, warm=True).schedule
     assert warm[:2] == ((0.0, 1, 0, 6), (0.3, 2, 0, 6))
     assert warm[2:] == ((1.3, 1, 0, 6), (pytest.approx(1.4, abs=1e-12), 2, 0, 6))
+
+
+def fidelity_settings(**given):
+    """fidelity.settings() of the command line's defaults with these flags changed."""
+    defaults = dict(unfairness="0", ramp="0", acks="0", goodput=1.0, rates="1Gbit/s", repeats=1)
+    return fidelity.settings(argparse.Namespace(**defaults | given))
+
+
+def test_fidelity_reads_its_options_as_network_does_and_names_a_bad_one_in_a_line():
+    good = fidelity_settings(ramp="50ms", acks="tcp", rates="25Mbit/s, 1Gbit/s")
+    assert good == {
+        "unfairness": 0.0, "ramp": "50ms", "acks": "tcp", "rates": ("25Mbit/s", "1Gbit/s")
+    }  # fmt: skip
+    for given, words in [
+        ({"ramp": "5furlongs"}, "--ramp 5furlongs: Network.ramp"),
+        ({"acks": "2"}, "--acks 2: Network.acks"),
+        ({"rates": "100Mbit"}, "--rates: 100Mbit: Network.bandwidth"),
+        ({"rates": " , "}, "--rates ' , ': give one rate or more"),
+        ({"repeats": 0}, "--repeats 0: use a whole number >= 1"),
+        ({"goodput": 2.0}, "--goodput 2.0: Network.goodput"),
+    ]:
+        line = fidelity_settings(**given)
+        assert isinstance(line, str) and line.startswith(words) and "\n" not in line
+
+
+def test_fidelity_runs_the_eight_node_patterns_at_the_rates_asked():
+    names = [name for name, _, _ in fidelity.cases(False, 0.9564, rates=("25Mbit/s",))]
+    assert [n for n in names if "@25M" in n] == [
+        "fan-out 8 x 4 MB @25M", "all-to-all 8 x 1 MB @25M", "ring 8 x 4 MB @25M",
+        "staggered 8, 40 x 2 MB @25M",
+    ]  # fmt: skip
+    assert not [n for n in names if "@100M" in n and not n.startswith("one")]
+    _, _, network = fidelity.cases(True, 0.9564, acks="tcp")[0]
+    assert network.resolve(["worker", "worker"]).acks == pytest.approx(66 / (1.75 * 1514))
