@@ -9,8 +9,11 @@ A real run on a shared machine is only ever slowed down: a CPU taken by another 
 hypervisor: steal time) delays the senders, the receivers and the bucket's timer, and shows up as
 network time (docs/fidelity.md). So each case is measured up to five times and passes on the
 first measurement within its bound; a failure lists every measurement with the shares of the
-CPU that were busy and stolen while it moved data. A model that is wrong fails all five (on a
-noisy VM, 2 of 8 single transfers fell outside 3%, at -7.7% and -11.8%).
+CPU that were busy and stolen while it moved data. Where every try that missed had over 10% of
+the CPU stolen by the hypervisor, the test skips with those figures: CI's machine once had
+26-39% stolen in all five tries of the single transfer (-5.8% to -16.9%). A model that is
+wrong fails all five on a quiet host (on a noisy VM, 2 of 8 single transfers fell outside 3%,
+at -7.7% and -11.8%).
 """
 
 import pytest
@@ -25,20 +28,27 @@ pytestmark = pytest.mark.skipif(WHY is not None, reason=f"fidelity needs namespa
 
 
 TRIES = 5
+QUIET = 0.10  # share of the CPU stolen above which a try measured the host, not the network
 
 
 def agrees(name, pattern, network, tmp_path, rel) -> harness.Result:
-    """The first of up to TRIES measurements whose last finisher agrees within rel."""
-    seen = []
+    """The first of up to TRIES measurements whose last finisher agrees within rel. When every
+    measurement that missed ran with over QUIET of the host's CPU stolen by the hypervisor,
+    the host could not measure the network, and the test skips, saying so."""
+    seen, noisy = [], 0
     for attempt in range(TRIES):
         result = harness.measure(name, pattern, network, tmp_path / str(attempt))
         if result.sim_last == pytest.approx(result.real_last, rel=rel):
             return result
         error = result.sim_last / result.real_last - 1
+        noisy += result.stolen > QUIET
         seen.append(
             f"sim {result.sim_last:.4f} s, real {result.real_last:.4f} s ({error:+.1%}), "
             f"CPU {result.busy:.0%} busy, {result.stolen:.0%} stolen"
         )
+    if noisy == TRIES:
+        pytest.skip(f"{name}: the hypervisor took over {QUIET:.0%} of the CPU in every try: "
+                    + "; ".join(seen))  # fmt: skip
     pytest.fail(f"{name}: no measurement within {rel:.0%}: " + "; ".join(seen))
 
 
@@ -75,6 +85,25 @@ def test_a_failed_measurement_is_retried_and_reported(tmp_path, monkeypatch):
     with pytest.raises(pytest.fail.Exception, match=r"one: no measurement within 3%: sim 1\.0000"):
         agrees("one", patterns.one(MB), Network("100Mbit/s"), tmp_path, rel=0.03)
     assert len(calls) == TRIES and len(set(calls)) == TRIES
+
+
+def test_tries_on_a_host_whose_cpu_was_stolen_skip_and_say_so(tmp_path, monkeypatch):
+    """Every try missed with 30% of the CPU stolen: a skip that names them, not a pass."""
+
+    def measure(name, pattern, network, out):
+        return harness.Result(name, {}, {}, sim_last=1.0, real_last=1.2, busy=0.5, stolen=0.3)
+
+    monkeypatch.setattr(harness, "measure", measure)
+    with pytest.raises(pytest.skip.Exception, match=r"over 10% of the CPU in every try: sim"):
+        agrees("one", patterns.one(MB), Network("100Mbit/s"), tmp_path, rel=0.03)
+    quiet_once = iter([0.3, 0.3, 0.02, 0.3, 0.3])  # one quiet try that missed: a failure
+    monkeypatch.setattr(
+        harness,
+        "measure",
+        lambda *a: harness.Result("one", {}, {}, 1.0, 1.2, busy=0.5, stolen=next(quiet_once)),
+    )
+    with pytest.raises(pytest.fail.Exception, match=r"no measurement within 3%"):
+        agrees("one", patterns.one(MB), Network("100Mbit/s"), tmp_path, rel=0.03)
 
 
 def test_namespaces_are_torn_down_even_when_the_run_fails(tmp_path):
