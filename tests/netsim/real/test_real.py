@@ -235,7 +235,6 @@ def test_hosts_file_deals_nodes_round_robin_to_agents(tmp_path):
     hosts = tmp_path / "hosts.txt"
     hosts.write_text("# two hosts on loopback\n127.0.0.2\n127.0.0.3\n")
     port = _free_port()
-    started = time.time()
     coordinator = subprocess.Popen(
         [
             sys.executable,
@@ -283,7 +282,9 @@ def test_hosts_file_deals_nodes_round_robin_to_agents(tmp_path):
         assert agent.wait(timeout=60) == 0
     config = json.loads((tmp_path / "out/ps_vs_p2p/p2p/config.json").read_text())
     assert config["hosts"] == ["127.0.0.2", "127.0.0.3"]
-    assert started < config["t0"] < time.time()  # the run's time 0, in Unix seconds
+    # the run's time 0, in Unix seconds: after the hosts file was written, before the last step
+    last_step = (tmp_path / "out/ps_vs_p2p/p2p/steps.csv").stat().st_mtime
+    assert hosts.stat().st_mtime < config["t0"] < last_step
     assert len(rows(tmp_path / "out/ps_vs_p2p/p2p/steps.csv")) == 80
 
 
