@@ -163,18 +163,15 @@ def main() -> int:
                 f"{name:<28} median {np.median(errors):+7.1%}, best {min(errors, key=abs):+7.1%},"
                 f" from {errors.min():+.1%} to {errors.max():+.1%}"
             )
-    flat = [result for measured in results for result in measured]
-    pairs = np.array([pair for result in flat for pair in result.pairs()])
+    # (spec, result) of every measurement
+    flat = [(spec, r) for spec, measured in zip(specs, results, strict=True) for r in measured]
+    pairs = np.array([pair for _, result in flat for pair in result.pairs()])
     errors = np.abs(pairs[:, 0] / pairs[:, 1] - 1)
-    by_rank = np.array([pair for result in flat for pair in ranked(result)])
+    by_rank = np.array([pair for _, result in flat for pair in ranked(result)])
     print(f"\nper-message |sim/real - 1| over {len(errors)} messages: {spread(errors)}")
     rank_errors = np.abs(by_rank[:, 0] / by_rank[:, 1] - 1)
     print(f"the same, matched by rank within each pattern: {spread(rank_errors)}")
-    singles = [
-        (result, spec)
-        for result, spec in zip(flat, repeated(specs, args.repeats), strict=True)
-        if len(spec[1].schedule) == 1
-    ]
+    singles = [(result, spec) for spec, result in flat if len(spec[1].schedule) == 1]
     if len({spec[1].schedule[0][3] for _, spec in singles}) >= 2:  # two sizes or more
         goodput, constant = fit(*zip(*singles, strict=True))
         print(
@@ -219,11 +216,6 @@ def number(text: str):
         return float(text)
     except ValueError:
         return text
-
-
-def repeated(specs: list, times: int) -> list:
-    """Each spec times times in a row, as the measurements are."""
-    return [spec for spec in specs for _ in range(times)]
 
 
 def scatter(pairs: np.ndarray, path: str) -> None:
