@@ -14,6 +14,10 @@ of completion times is right.
 
     sudo .venv/bin/python benchmarks/fidelity.py [--quick] [--goodput G] [--unfairness U]
         [--ramp T] [--acks A] [--rates R1,R2] [--repeats N] [--only TEXT] [--plot FILE]
+        [--congestion cubic|bbr|reno|host]
+
+The real runs' TCP is Cubic (Linux's default) unless --congestion says otherwise, set in each
+namespace rather than inherited from the host: a host tuned for BBR measures another TCP.
 
 Each row also gives the shares of the host's CPU that were busy and stolen by the hypervisor
 from the real run's first send to its last arrival: a row whose CPU was near 100% measured the
@@ -121,6 +125,7 @@ def main() -> int:
         default=",".join(RATES),
         help="rates of the patterns among 8 nodes, comma-separated (100Mbit/s,1Gbit/s)",
     )
+    harness.congestion_flag(parser)
     parser.add_argument("--repeats", type=int, default=1, help="measurements of each pattern")
     parser.add_argument("--only", default="", help="the patterns whose name holds this text")
     parser.add_argument("--plot", default="fidelity_scatter.png", help="the scatter plot's file")
@@ -132,11 +137,13 @@ def main() -> int:
     if (why := netns.why_not()) is not None:
         print(f"fidelity: cannot run: {why}", file=sys.stderr)
         return 2
+    congestion = harness.congestion(args.congestion)
     specs = [c for c in cases(args.quick, args.goodput, **options) if args.only in c[0]]
     if not specs:
         print(f"fidelity: no pattern's name holds {args.only!r}", file=sys.stderr)
         return 2
     results = []  # per pattern, its measurements
+    print(f"real TCP: {congestion or netns.congestion_in('') + ', the host' + chr(39) + 's'}")
     print(
         f"{'pattern':<28} {'msgs':>4} {'sim last (s)':>12} {'real last (s)':>13} {'error':>7} "
         f"{'CPU busy':>8} {'stolen':>6}"
@@ -145,7 +152,7 @@ def main() -> int:
         results.append([])
         for repeat in range(args.repeats):
             folder = name.replace(" ", "_").replace("@", "").replace(",", "")
-            result = harness.measure(folder, pattern, network)
+            result = harness.measure(folder, pattern, network, congestion=congestion)
             results[-1].append(result)
             error = result.sim_last / result.real_last - 1
             label = name if args.repeats == 1 else f"{name} #{repeat + 1}"
@@ -183,7 +190,8 @@ def main() -> int:
 
 def settings(args) -> dict | str:
     """The simulation's unfairness, ramp, acks and 8-node rates from the command line, checked as
-    Network checks them; or the one line that says what is wrong."""
+    Network checks them (and the real runs' congestion control as the kernel offers it); or the
+    one line that says what is wrong."""
     unfairness = args.unfairness if args.unfairness == "tcp" else number(args.unfairness)
     ramp = args.ramp if args.ramp == "tcp" else number(args.ramp)
     acks = args.acks if args.acks == "tcp" else number(args.acks)
@@ -192,6 +200,10 @@ def settings(args) -> dict | str:
         return f"--repeats {args.repeats}: use a whole number >= 1"
     if not rates:
         return f"--rates {args.rates!r}: give one rate or more, e.g. 100Mbit/s,25Mbit/s"
+    try:
+        harness.congestion(args.congestion)
+    except ValueError as error:
+        return str(error)
     for flag, value, kw in (
         ("--unfairness", args.unfairness, {"unfairness": unfairness}),
         ("--ramp", args.ramp, {"ramp": ramp}),

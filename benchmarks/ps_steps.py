@@ -16,6 +16,9 @@ times of all of them are pooled.
 
     sudo .venv/bin/python benchmarks/ps_steps.py [--steps N] [--models mcmahan_cnn,vgg19]
         [--runs async_ps,p2p] [--repeats R] [--goodput G] [--plot FILE]
+        [--congestion cubic|bbr|reno|host]
+
+The real runs' TCP is Cubic unless --congestion says otherwise (netsim/real/netns.py).
 
 The emulated compute (0.58 s a batch, 2% jitter) is a minimum in the real runtime: a real step
 that takes longer than that stretches the measured time. VGG-19 therefore trains at batch 1 on
@@ -42,6 +45,7 @@ from netsim.real import hosts, netns  # noqa: E402
 from netsim.results.read import read_csv, step_times  # noqa: E402
 from netsim.runner import check  # noqa: E402
 from netsim.specfile import load  # noqa: E402
+from validation import harness  # noqa: E402
 
 RUNS = ("async_ps", "p2p")
 SIZES = {  # model: settings that differ from the experiment's
@@ -93,8 +97,11 @@ def crowding(run_dir: Path) -> tuple[float, float]:
     return found[0], found[1]
 
 
-def measure(spec, out: Path) -> dict[str, dict[str, np.ndarray]]:
-    """{run: {label: step times}}: each of MODELS simulated, and "real" measured."""
+def measure(
+    spec, out: Path, congestion: str | None = netns.CONGESTION
+) -> dict[str, dict[str, np.ndarray]]:
+    """{run: {label: step times}}: each of MODELS simulated, and "real" measured (its TCP under
+    the congestion control `congestion`; None: the host's)."""
     fair = spec.shared["network"]
     for label, options in MODELS.items():
         spec.shared["network"] = dataclasses.replace(fair, **options)
@@ -104,7 +111,7 @@ def measure(spec, out: Path) -> dict[str, dict[str, np.ndarray]]:
     found = {}
     for (name, settings), (_, roles) in zip(runs, checked, strict=True):
         spec.select([name])
-        spaces = netns.Namespaces(roles, settings.network)
+        spaces = netns.Namespaces(roles, settings.network, congestion=congestion)
         with spaces as addresses:
             where = hosts.Placement(
                 [(a, 0) for a in addresses], bind=spaces.gateway, wrap=spaces.command
@@ -128,9 +135,15 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=1, help="measurements pooled per run")
     parser.add_argument("--goodput", type=float, default=1448 / 1514, help="the simulation's")
     parser.add_argument("--plot", default="ps_steps_hist.png", help="the histograms' file")
+    harness.congestion_flag(parser)
     args = parser.parse_args()
     if (why := netns.why_not()) is not None:
         print(f"ps_steps: cannot run: {why}", file=sys.stderr)
+        return 2
+    try:
+        congestion = harness.congestion(args.congestion)
+    except ValueError as error:
+        print(f"ps_steps: {error}", file=sys.stderr)
         return 2
     out = Path(tempfile.mkdtemp(prefix="ps-steps-"))
     results = {}
@@ -138,7 +151,7 @@ def main() -> int:
         pooled: dict[str, dict[str, list]] = {}
         for seed in range(args.repeats):
             spec = experiment(model, args.steps, args.goodput, args.runs.split(","), seed)
-            for name, times in measure(spec, out / f"seed={seed}").items():
+            for name, times in measure(spec, out / f"seed={seed}", congestion).items():
                 for label, values in times.items():
                     pooled.setdefault(name, {}).setdefault(label, []).append(values)
         print(

@@ -22,7 +22,8 @@ max-min's and each T's on a grid, the mean absolute error per T, and the T with 
     sudo .venv/bin/python benchmarks/ramp.py [--repeats R] [--offsets 0.01,0.05,...] [--mb S]
         [--rate 300Mbit/s] [--warm]
 
-Needs root and tc's htb; says so in one line otherwise. Run it on a quiet machine.
+The real runs' TCP is Cubic unless --congestion says otherwise (cubic, bbr, reno, or host: the
+host's own). Needs root and tc's htb; says so in one line otherwise. Run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -63,10 +64,13 @@ def pair(size: int, offset: float, warm: bool = False) -> patterns.Transfers:
     return patterns.Transfers((*ups, (first, 1, 0, size), (first + offset, 2, 0, size)), 3)
 
 
-def measured(size: int, offset: float, rate: str, warm: bool = False) -> tuple[float, float, float]:
+def measured(
+    size: int, offset: float, rate: str, warm: bool = False, congestion: str | None = "cubic"
+) -> tuple[float, float, float]:
     """One real run: (the second flow's measured start, the first's end, the second's end),
     each in seconds after the first flow's start."""
-    result = harness.measure("ramp", pair(size, offset, warm), network(rate=rate))
+    pattern = pair(size, offset, warm)
+    result = harness.measure("ramp", pattern, network(rate=rate), congestion=congestion)
     k = int(warm)  # the pair's messages come after the warm-ups
     start = result.real_sent[2, 0, k] - result.real_sent[1, 0, k]
     return start, result.real[1, 0, k], start + result.real[2, 0, k]
@@ -91,13 +95,22 @@ def main() -> int:
     parser.add_argument("--mb", type=float, default=6.65, help="S in MB (default: McMahan's)")
     parser.add_argument("--rate", default="300Mbit/s", help="the receiver's NIC")
     parser.add_argument("--warm", action="store_true", help="each sender sends S 1 s before")
+    harness.congestion_flag(parser)
     args = parser.parse_args()
     if (why := netns.why_not()) is not None:
         print(f"ramp: cannot run: {why}", file=sys.stderr)
         return 2
+    try:
+        congestion = harness.congestion(args.congestion)
+    except ValueError as error:
+        print(f"ramp: {error}", file=sys.stderr)
+        return 2
     size = round(args.mb * 10**6)
-    runs = {d: [measured(size, d, args.rate, args.warm) for _ in range(args.repeats)] for d in
-            (float(x) for x in args.offsets.split(","))}  # fmt: skip
+    offsets = [float(x) for x in args.offsets.split(",")]
+    runs = {
+        d: [measured(size, d, args.rate, args.warm, congestion) for _ in range(args.repeats)]
+        for d in offsets
+    }
     errors = {ramp: [] for ramp in GRID}
     print(
         f"{'offset':>8} {'start':>7} {'measured':>9} {'range':>11} "

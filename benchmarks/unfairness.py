@@ -12,7 +12,8 @@ TCP_UNFAIRNESS holds the value measured for docs/fidelity.md).
 
     sudo .venv/bin/python benchmarks/unfairness.py [--repeats R] [--fan-ins 2,4,8]
 
-Needs root and tc's htb; says so in one line otherwise. Run it on a quiet machine.
+The real runs' TCP is Cubic unless --congestion says otherwise (cubic, bbr, reno, or host: the
+host's own). Needs root and tc's htb; says so in one line otherwise. Run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -43,11 +44,12 @@ def network(sigma: float = 0.0) -> Network:
     )
 
 
-def measured(n: int, repeats: int) -> np.ndarray:
+def measured(n: int, repeats: int, congestion: str | None = "cubic") -> np.ndarray:
     """(repeats, n): each real run's sorted completion times over max-min's common end."""
     rows = []
     for _ in range(repeats):
-        result = harness.measure(f"fan_in_{n}", patterns.fan_in(n, SIZE), network())
+        pattern = patterns.fan_in(n, SIZE)
+        result = harness.measure(f"fan_in_{n}", pattern, network(), congestion=congestion)
         rows.append(np.sort(list(result.real.values())) / max(result.sim.values()))
     return np.array(rows)
 
@@ -75,12 +77,18 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=8, help="real runs per fan-in")
     parser.add_argument("--fan-ins", default="2,4,8", help="numbers of senders")
     parser.add_argument("--seeds", type=int, default=400, help="simulated runs per sigma")
+    harness.congestion_flag(parser)
     args = parser.parse_args()
     if (why := netns.why_not()) is not None:
         print(f"unfairness: cannot run: {why}", file=sys.stderr)
         return 2
+    try:
+        congestion = harness.congestion(args.congestion)
+    except ValueError as error:
+        print(f"unfairness: {error}", file=sys.stderr)
+        return 2
     fan_ins = [int(n) for n in args.fan_ins.split(",")]
-    real = {n: measured(n, args.repeats) for n in fan_ins}
+    real = {n: measured(n, args.repeats, congestion) for n in fan_ins}
     for n, rows in real.items():
         print(f"fan-in {n}: measured order statistics / max-min's end, mean over {len(rows)} runs:")
         print("   " + " ".join(f"{v:.3f}" for v in rows.mean(axis=0)))

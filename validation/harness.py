@@ -60,11 +60,18 @@ def experiment(name: str, pattern, network: Network) -> Experiment:
     )
 
 
-def measure(name: str, pattern, network: Network, out: Path | None = None) -> Result:
-    """The pattern simulated and run for real in namespaces (root and tc needed)."""
+def measure(
+    name: str,
+    pattern,
+    network: Network,
+    out: Path | None = None,
+    congestion: str | None = netns.CONGESTION,
+) -> Result:
+    """The pattern simulated and run for real in namespaces (root and tc needed), the real
+    run's TCP under the congestion control `congestion` (None: the host's)."""
     out = Path(out or tempfile.mkdtemp(prefix="fidelity-"))
     spec = experiment(name, pattern, network)
-    spaces = netns.Namespaces(["worker"] * pattern.nodes, network)
+    spaces = netns.Namespaces(["worker"] * pattern.nodes, network, congestion=congestion)
     with spaces as addresses:
         where = hosts.Placement(
             [(a, 0) for a in addresses], bind=spaces.gateway, wrap=spaces.command
@@ -81,6 +88,26 @@ def measure(name: str, pattern, network: Network, out: Path | None = None) -> Re
     first = t0 + float(rows[0]["t_send"])
     busy, stolen = cpu.shares(first, first + real_last)
     return Result(name, sim, real, sim_last, real_last, sends(real_csv), busy, stolen)
+
+
+def congestion_flag(parser) -> None:
+    """Adds --congestion (the real runs' TCP congestion control) to a script's parser."""
+    parser.add_argument(
+        "--congestion",
+        default=netns.CONGESTION,
+        help=f"the real runs' TCP congestion control: {', '.join(netns.congestion_controls())}"
+        f" or host (the host's own); default {netns.CONGESTION}",
+    )
+
+
+def congestion(value: str) -> str | None:
+    """--congestion's value for Namespaces: None for "host"; raises ValueError with a line
+    where the kernel lacks it."""
+    if value == "host":
+        return None
+    if (why := netns.congestion_error(value)) is not None:
+        raise ValueError(f"--congestion {value}: {why}, or host")
+    return value
 
 
 class CpuSampler:

@@ -18,6 +18,10 @@ fq.
 Latency cannot come from the kernel here (netem is missing), so the real runtime's senders
 hold frames for the edge's latency, as on loopback.
 
+Each namespace's TCP congestion control is set (``congestion``, Cubic unless told), not taken
+from the host: a new namespace inherits the root namespace's, and a VM tuned for BBR (this
+one was) measured the all-to-all of 8 at 25 Mbit/s 10% slower than Cubic did (docs/fidelity.md).
+
 Everything is torn down on leaving the context, whatever happened inside it. Without root or
 iproute2, ``why_not()`` says why in one line.
 """
@@ -48,8 +52,44 @@ _MIN_BURST = 4 * _FRAME  # bytes: a few full frames
 _GSO_MAX = 65536
 
 
+# Linux's default (CONFIG_DEFAULT_TCP_CONG) and what the fidelity figures are measured with
+CONGESTION = "cubic"
+_AVAILABLE = "/proc/sys/net/ipv4/tcp_available_congestion_control"
+_CONGESTION = "/proc/sys/net/ipv4/tcp_congestion_control"  # per namespace
+
+
 class NamespaceError(RuntimeError):
     pass
+
+
+def congestion_controls() -> list[str]:
+    """The TCP congestion controls this kernel offers (loaded ones), e.g. reno, cubic, bbr."""
+    try:
+        with open(_AVAILABLE) as handle:
+            return handle.read().split()
+    except OSError:
+        return []
+
+
+def congestion_error(name: str) -> str | None:
+    """None where this kernel offers the congestion control name, else a line saying so."""
+    if name in (offered := congestion_controls()):
+        return None
+    listed = ", ".join(offered) or "(none listed)"
+    return f"TCP congestion control {name!r} is not available in this kernel: use one of {listed}"
+
+
+def congestion_in(namespace: str) -> str:
+    """The congestion control new TCP connections get in namespace ("" for the root one)."""
+    argv = ["cat", _CONGESTION]
+    if namespace:
+        argv = ["ip", "netns", "exec", namespace, *argv]
+    return subprocess.run(argv, capture_output=True, text=True).stdout.strip()
+
+
+def _write_in(namespace: str, path: str, value: str) -> None:
+    """Writes value into path (a /proc/sys file) as seen from inside namespace."""
+    _run(["ip", "netns", "exec", namespace, "sh", "-c", 'echo "$1" > "$2"', "-", value, path])
 
 
 def why_not() -> str | None:
@@ -87,10 +127,19 @@ def has_qdisc(kind: str) -> bool:
 class Namespaces:
     """``with Namespaces(roles, network) as hosts:`` hosts[i] is node i's address."""
 
-    def __init__(self, roles: list[str], network: Network, prefix: str | None = None):
+    def __init__(
+        self,
+        roles: list[str],
+        network: Network,
+        prefix: str | None = None,
+        congestion: str | None = CONGESTION,
+    ):
         n = len(roles)
         if n > 250:
             raise NamespaceError(f"{n} namespaces: at most 250 nodes fit one test network")
+        if congestion is not None and (why := congestion_error(congestion)) is not None:
+            raise NamespaceError(why)
+        self.congestion = congestion  # None: the root namespace's, whatever it is
         self.n, self.nics = n, replace(network, goodput=1.0).resolve(roles).nics
         self.prefix = prefix or f"ns{os.getpid() % 10000}x"
         self.bridge = f"br{os.getpid() % 100000}"
@@ -149,6 +198,8 @@ class Namespaces:
             in_ns("addr", "add", f"{self.addresses[i]}/16", "dev", inside)
             in_ns("link", "set", inside, "up")
             in_ns("link", "set", "lo", "up")
+            if self.congestion is not None:
+                _write_in(ns, _CONGESTION, self.congestion)
             _shape(["ip", "netns", "exec", ns], inside, nic.up)  # what node i sends
             _shape([], outside, nic.down)  # what the bridge hands node i
 

@@ -72,7 +72,10 @@ def test_ramp_pairs_on_warm_connections_send_each_senders_warm_up_first():
 
 def fidelity_settings(**given):
     """fidelity.settings() of the command line's defaults with these flags changed."""
-    defaults = dict(unfairness="0", ramp="0", acks="0", goodput=1.0, rates="1Gbit/s", repeats=1)
+    defaults = dict(
+        unfairness="0", ramp="0", acks="0", goodput=1.0, rates="1Gbit/s", repeats=1,
+        congestion="cubic",
+    )  # fmt: skip
     return fidelity.settings(argparse.Namespace(**defaults | given))
 
 
@@ -88,9 +91,11 @@ def test_fidelity_reads_its_options_as_network_does_and_names_a_bad_one_in_a_lin
         ({"rates": " , "}, "--rates ' , ': give one rate or more"),
         ({"repeats": 0}, "--repeats 0: use a whole number >= 1"),
         ({"goodput": 2.0}, "--goodput 2.0: Network.goodput"),
+        ({"congestion": "nosuchtcp"}, "--congestion nosuchtcp: TCP congestion control"),
     ]:
         line = fidelity_settings(**given)
         assert isinstance(line, str) and line.startswith(words) and "\n" not in line
+    assert fidelity_settings(congestion="host") == fidelity_settings()  # the host's own: allowed
 
 
 def test_fidelity_runs_the_eight_node_patterns_at_the_rates_asked():

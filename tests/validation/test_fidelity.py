@@ -151,3 +151,27 @@ def test_a_second_set_of_namespaces_at_once_is_refused_in_one_line():
                 pass
         listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         assert "nstwox" not in listed and "nsonex0" in listed  # the first one untouched
+
+
+def test_each_namespace_gets_the_congestion_control_asked_not_the_hosts():
+    offered = netns.congestion_controls()
+    assert "cubic" in offered and "reno" in offered, offered  # built into every Linux kernel
+    host = netns.congestion_in("")
+    other = "reno" if host != "reno" else "cubic"
+    with netns.Namespaces(["worker"] * 2, Network("100Mbit/s"), prefix="nsccx", congestion=other):
+        assert [netns.congestion_in(f"nsccx{i}") for i in range(2)] == [other, other]
+    with netns.Namespaces(["worker"] * 2, Network("100Mbit/s"), prefix="nsccx", congestion=None):
+        assert [netns.congestion_in(f"nsccx{i}") for i in range(2)] == [host, host]
+    assert netns.congestion_in("") == host  # the host's own untouched
+    assert netns.CONGESTION == "cubic"
+
+
+def test_a_congestion_control_the_kernel_lacks_is_refused_in_one_line_before_anything_is_made():
+    import subprocess
+
+    before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    with pytest.raises(netns.NamespaceError) as caught:
+        netns.Namespaces(["worker"] * 2, Network("100Mbit/s"), congestion="nosuchtcp")
+    message = str(caught.value)
+    assert "\n" not in message and "'nosuchtcp'" in message and "cubic" in message
+    assert subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout == before
