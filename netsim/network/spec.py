@@ -48,18 +48,19 @@ _GOODPUT = (lambda g: 0 < g <= 1, "in (0, 1], e.g. 0.956, or 'tcp'")
 # TCP over Ethernet: 1448 payload bytes (MSS with timestamps) per 1514-byte frame. Measured
 # through tbf in namespaces with plain sockets: 0.960 at 100 Mbit/s (docs/fidelity.md).
 TCP_GOODPUT = 1448 / 1514
-# sigma of the log-weights that reproduces how TCP flows into one tbf-shaped NIC finish
-# (fan-ins of 2, 4 and 8, benchmarks/unfairness.py; docs/fidelity.md)
-TCP_UNFAIRNESS = 0.5
+# sigma of the log-weights that reproduces how TCP flows into one shaped NIC finish under
+# Linux's default TCP, Cubic (fan-ins of 2, 4 and 8 into 300 Mbit/s, benchmarks/unfairness.py;
+# docs/fidelity.md). Under BBR the same fan-ins fitted 0.5.
+TCP_UNFAIRNESS = 0.65
 # A new TCP flow into a busy link gets little of it at first: it starts in slow start while the
 # flows already there keep their windows. Under "maxmin" with ``ramp`` = T > 0, a flow's weight
 # starts at 2^-RAMP_STEPS and doubles every T / RAMP_STEPS seconds until it is 1. TCP_RAMP fits
 # when the first of two 6.65 MB flows into a 300 Mbit/s NIC ends, the second starting 10-170 ms
-# later, on connections that carried a message a second before, as a training run's do
-# (benchmarks/ramp.py --warm; docs/fidelity.md). A new connection's newcomer takes longer
-# (50 ms). Into a 1 Gbit/s NIC the same pairs fit no ramp.
+# later, on connections that carried a message a second before, as a training run's do, under
+# Linux's default TCP, Cubic (benchmarks/ramp.py --warm; docs/fidelity.md). Under BBR the
+# newcomer got its share within 10 ms, and into a 1 Gbit/s NIC those pairs fit no ramp.
 RAMP_STEPS = 5
-TCP_RAMP = 0.01
+TCP_RAMP = 0.2
 # TCP's ACKs on the way back, in bytes on the wire per byte of data on the wire: Linux sent a
 # 66-byte ACK per 1.75 frames of 1514 bytes (TcpOutSegs less the data segments and their
 # retransmissions, counted with nstat in each namespace; rings and all-to-alls of 8 at 25 and
