@@ -143,7 +143,8 @@ def main() -> int:
         print(f"fidelity: no pattern's name holds {args.only!r}", file=sys.stderr)
         return 2
     results = []  # per pattern, its measurements
-    print(f"real TCP: {congestion or netns.congestion_in('') + ', the host' + chr(39) + 's'}")
+    host = f"{netns.congestion_in('')}, the host's own"
+    print(f"real TCP: {congestion or host}")
     print(
         f"{'pattern':<28} {'msgs':>4} {'sim last (s)':>12} {'real last (s)':>13} {'error':>7} "
         f"{'CPU busy':>8} {'stolen':>6}"

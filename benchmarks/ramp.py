@@ -65,7 +65,11 @@ def pair(size: int, offset: float, warm: bool = False) -> patterns.Transfers:
 
 
 def measured(
-    size: int, offset: float, rate: str, warm: bool = False, congestion: str | None = "cubic"
+    size: int,
+    offset: float,
+    rate: str,
+    warm: bool = False,
+    congestion: str | None = netns.CONGESTION,
 ) -> tuple[float, float, float]:
     """One real run: (the second flow's measured start, the first's end, the second's end),
     each in seconds after the first flow's start."""

@@ -44,7 +44,7 @@ def network(sigma: float = 0.0) -> Network:
     )
 
 
-def measured(n: int, repeats: int, congestion: str | None = "cubic") -> np.ndarray:
+def measured(n: int, repeats: int, congestion: str | None = netns.CONGESTION) -> np.ndarray:
     """(repeats, n): each real run's sorted completion times over max-min's common end."""
     rows = []
     for _ in range(repeats):
