@@ -192,6 +192,13 @@ class Coordinator:
             await self._converse(reader, writer)
         except asyncio.CancelledError:  # the run was interrupted: its end handles the nodes
             pass
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM landed in this connection's task,
+            # which asyncio would log, traceback and all: the run ends with it instead, or,
+            # once its end is set, it is raised from a plain callback, as anywhere else
+            if self.end.done():
+                asyncio.get_running_loop().call_soon(_raise, stop)
+            else:
+                self._finish(stop)
 
     async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         node = None
@@ -289,6 +296,10 @@ class Coordinator:
         if self.B.shape[1] == 0:
             return self.B[0]
         return hooks.global_model(self.algorithm, self.B, self.roles, self.online)
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
 
 
 def run(name, settings, graph, run_dir: Path, progress, where) -> dict:
