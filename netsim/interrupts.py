@@ -36,3 +36,18 @@ def interrupt(exc: BaseException) -> None:
         return
     _pending = None
     raise exc
+
+
+def end_with(exc: BaseException, end) -> None:
+    """For an interrupt caught in an asyncio task that must not end with it (a stream
+    callback's task, which asyncio would log, traceback and all): ``end`` (the run's future)
+    gets it, or, once ``end`` is done, the running loop raises it from a plain callback, as a
+    signal that lands between tasks does."""
+    if end.done():
+        end.get_loop().call_soon(_raise, exc)
+    else:
+        end.set_exception(exc)
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc

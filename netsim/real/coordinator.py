@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from netsim import interrupts
 from netsim.algorithms import hooks
 from netsim.engine.evaluation import Evaluator, evaluate
 from netsim.network.faults import plan
@@ -192,13 +193,8 @@ class Coordinator:
             await self._converse(reader, writer)
         except asyncio.CancelledError:  # the run was interrupted: its end handles the nodes
             pass
-        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM landed in this connection's task,
-            # which asyncio would log, traceback and all: the run ends with it instead, or,
-            # once its end is set, it is raised from a plain callback, as anywhere else
-            if self.end.done():
-                asyncio.get_running_loop().call_soon(_raise, stop)
-            else:
-                self._finish(stop)
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM, in this connection's task
+            interrupts.end_with(stop, self.end)
 
     async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         node = None
@@ -212,17 +208,9 @@ class Coordinator:
                 node = args[0]
                 self.writers[node] = writer
                 frames.send(writer, "modules", hosts.experiment_modules(self.algorithm))
-                frames.send(
-                    writer,
-                    "job",
-                    {
-                        "settings": self.settings,
-                        "graph": self.graph,
-                        "roles": self.role_names,
-                        "drives": self.drives,
-                        "plan": self.watchdog.schedule.plan,  # one for every node
-                    },
-                )
+                job = {"settings": self.settings, "graph": self.graph, "roles": self.role_names}
+                job |= {"drives": self.drives, "plan": self.watchdog.schedule.plan}  # one plan for all
+                frames.send(writer, "job", job)
             elif op in ("sent", "arrived", "lost"):
                 getattr(self.ledger, op)(*args)
                 self.watchdog.saw(op, args)
@@ -296,10 +284,6 @@ class Coordinator:
         if self.B.shape[1] == 0:
             return self.B[0]
         return hooks.global_model(self.algorithm, self.B, self.roles, self.online)
-
-
-def _raise(exc: BaseException) -> None:
-    raise exc
 
 
 def run(name, settings, graph, run_dir: Path, progress, where) -> dict:
