@@ -209,7 +209,7 @@ class Coordinator:
                 self.writers[node] = writer
                 frames.send(writer, "modules", hosts.experiment_modules(self.algorithm))
                 job = {"settings": self.settings, "graph": self.graph, "roles": self.role_names}
-                job |= {"drives": self.drives, "plan": self.watchdog.schedule.plan}  # one plan for all
+                job |= {"drives": self.drives, "plan": self.watchdog.schedule.plan}  # all nodes'
                 frames.send(writer, "job", job)
             elif op in ("sent", "arrived", "lost"):
                 getattr(self.ledger, op)(*args)
