@@ -13,8 +13,8 @@ TCP favours is a matter of chance, so no model can pair them; the ranks say whet
 of completion times is right.
 
     sudo .venv/bin/python benchmarks/fidelity.py [--quick] [--goodput G] [--unfairness U]
-        [--ramp T] [--acks A] [--rates R1,R2] [--repeats N] [--only TEXT] [--plot FILE]
-        [--congestion cubic|bbr|reno|host]
+        [--ramp T] [--acks A] [--connections message|pair] [--rates R1,R2] [--repeats N]
+        [--only TEXT] [--plot FILE] [--congestion cubic|bbr|reno|host]
 
 The real runs' TCP is Cubic (Linux's default) unless --congestion says otherwise, set in each
 namespace rather than inherited from the host: a host tuned for BBR measures another TCP.
@@ -48,10 +48,17 @@ RATES = ("100Mbit/s", "1Gbit/s")  # of the patterns among 8 nodes, unless --rate
 
 
 def cases(
-    quick: bool, goodput: float, unfairness=0.0, ramp=0.0, acks=0.0, rates=RATES
+    quick: bool,
+    goodput: float,
+    unfairness=0.0,
+    ramp=0.0,
+    acks=0.0,
+    connections="message",
+    rates=RATES,
 ) -> list[tuple[str, object, Network]]:
     """(name, pattern, network) of every case; rates: those of the patterns among 8 nodes."""
     options = {"goodput": goodput, "unfairness": unfairness, "ramp": ramp, "acks": acks}
+    options["connections"] = connections
     net = lambda rate, **kw: Network(rate, **options, **kw)
     slow_server = lambda: net("1Gbit/s", nodes={0: {"bandwidth": "300Mbit/s"}})
     if quick:
@@ -120,6 +127,12 @@ def main() -> int:
         "--ramp", default="0", help="the simulation's ramp: seconds (0.05, 50ms), or tcp"
     )
     parser.add_argument("--acks", default="0", help="the simulation's acks: a share, or tcp")
+    parser.add_argument(
+        "--connections",
+        default="message",
+        help="the simulation's connections: message (a flow each) or pair (one per sender and "
+        "receiver, as the real runtime's TCP)",
+    )
     parser.add_argument(
         "--rates",
         default=",".join(RATES),
@@ -190,7 +203,8 @@ def main() -> int:
 
 
 def settings(args) -> dict | str:
-    """The simulation's unfairness, ramp, acks and 8-node rates from the command line, checked as
+    """The simulation's unfairness, ramp, acks, connections and 8-node rates from the command
+    line, checked as
     Network checks them (and the real runs' congestion control as the kernel offers it); or the
     one line that says what is wrong."""
     unfairness = args.unfairness if args.unfairness == "tcp" else number(args.unfairness)
@@ -209,6 +223,7 @@ def settings(args) -> dict | str:
         ("--unfairness", args.unfairness, {"unfairness": unfairness}),
         ("--ramp", args.ramp, {"ramp": ramp}),
         ("--acks", args.acks, {"acks": acks}),
+        ("--connections", args.connections, {"connections": args.connections}),
         ("--goodput", args.goodput, {"goodput": args.goodput}),
     ):
         try:
@@ -220,7 +235,8 @@ def settings(args) -> dict | str:
             Network(rate).resolve(["worker"])
         except NetworkError as error:
             return f"--rates: {rate}: {error}"
-    return {"unfairness": unfairness, "ramp": ramp, "acks": acks, "rates": rates}
+    options = {"unfairness": unfairness, "ramp": ramp, "acks": acks, "rates": rates}
+    return options | {"connections": args.connections}
 
 
 def number(text: str):

@@ -6,7 +6,8 @@
 - noise.py: the Gaussian noise a noisy edge adds to a payload;
 - fabric.py: messages on the simulated clock (latency, uplink, edge, downlink, loss, noise);
 - maxmin.py: max-min fair sharing of links among concurrent flows (weighted, under
-  ``unfairness``);
+  ``unfairness`` and ``ramp``; a flow that carries a connection's messages one after another,
+  under ``connections="pair"``);
 - counters.py: bytes sent and received per node;
 - faults.py: crashes, cut links, partitions, slow intervals, loss bursts and churn, declared
   and checked (``faults=[...]``); outages.py: them on the clock, asked by the fabric for

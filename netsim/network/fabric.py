@@ -99,6 +99,10 @@ class Fabric:
             acks=self.net.acks,  # a flow's links back follow its links out
         )
         self._edge_width = width == 3
+        # connections="pair": (src, dst) -> [its flow's id, messages on it not through yet]
+        self._pairs: dict[tuple[int, int], list[int]] | None = (
+            {} if self.net.connections == "pair" else None
+        )
         if sigma > 0:  # a stream of its own: loss and noise draw what they draw without it
             self._weights = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
 
@@ -147,6 +151,10 @@ class Fabric:
         if not self._enter(self._queued_down, dst, transfer.size):
             self._queued_up[src] -= transfer.size
             return self._finish(transfer, "queue")
+        moved = partial(self._moved, transfer)
+        if self._pairs is not None and (pair := self._pairs.get((src, dst))):
+            pair[1] += 1  # behind the messages already on the pair's connection
+            return self._links.more(pair[0], 8.0 * transfer.size, moved)
         n = len(self._queued_up)
         links = (1 + src, 1 + n + dst)
         if self._edge_width:
@@ -156,9 +164,16 @@ class Fabric:
             if self._edge_width:
                 links += (self._edge_link.get((dst, src), NO_LINK),)
         weight = self._weights.lognormal(0.0, self.net.unfairness) if self.net.unfairness else 1.0
-        self._links.start(links, 8.0 * transfer.size, partial(self._moved, transfer), weight)
+        flow = self._links.start(links, 8.0 * transfer.size, moved, weight)
+        if self._pairs is not None:
+            self._pairs[src, dst] = [flow, 1]
 
     def _moved(self, transfer: _Transfer):
+        if self._pairs is not None:
+            pair = self._pairs[transfer.src, transfer.dst]
+            pair[1] -= 1
+            if not pair[1]:
+                del self._pairs[transfer.src, transfer.dst]
         self._queued_up[transfer.src] -= transfer.size
         self._queued_down[transfer.dst] -= transfer.size
         self._delivered(transfer)

@@ -36,6 +36,7 @@ stall the clock); SimPy cannot cancel a timeout, so a wake-up carries its group'
 bumped at every reshare or merge, and an older one is ignored.
 """
 
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 
@@ -115,14 +116,17 @@ class MaxMin:
         self.capacity = np.array(capacities, dtype=float)
         self._users = [0] * len(capacities)  # flows on each link
         self._group: list[_Group | None] = [None] * len(capacities)  # the group on each link
+        # flow id: (bits, on_end) of messages queued behind it on its connection (``more``)
+        self._queued: dict[int, deque[tuple[float, Callable[[], None]]]] = {}
         self._dirty: dict[_Group, None] = {}  # groups whose flows changed at this instant
         self._next_id = 0
 
     def start(
         self, links: tuple[int, ...], bits: float, on_end: Callable[[], None], weight: float = 1.0
-    ):
+    ) -> int:
         """Start moving bits through links (width ids, NO_LINK for none); on_end() when done.
-        Under weighted sharing the flow's rate is weight times its bottleneck's rate per unit."""
+        Under weighted sharing the flow's rate is weight times its bottleneck's rate per unit.
+        Returns the flow's id, for ``more``."""
         groups = {}
         for link in links:
             if link != NO_LINK:
@@ -143,6 +147,13 @@ class MaxMin:
         group.new.append((links, bits, self._next_id, weight))
         group.on_end[self._next_id] = on_end
         self._changed(group)
+        return self._next_id
+
+    def more(self, flow: int, bits: float, on_end: Callable[[], None]):
+        """Queue bits behind the running flow's: once its bits are through (and its on_end
+        called), the same flow moves these, on the same links, with the weight and ramp it has
+        reached, then calls on_end. A connection that carries messages one after another."""
+        self._queued.setdefault(flow, deque()).append((bits, on_end))
 
     def _double(self, links: tuple[int, ...], flow: int, left: int):
         """In one ramp step, double the weight of the flow (if it still runs), left times."""
@@ -216,13 +227,22 @@ class MaxMin:
         if not done.any():
             return []
         rows = done.nonzero()[0]
+        ids = group.ids[rows].tolist()
+        on_end = [group.on_end.pop(i) for i in ids]
+        if self._queued:  # flows with more queued go on with it
+            for row, flow in zip(rows.tolist(), ids, strict=True):
+                if queued := self._queued.get(flow):
+                    group.bits[row], group.on_end[flow] = queued.popleft()
+                    done[row] = False
+                    if not queued:
+                        del self._queued[flow]
+            rows = done.nonzero()[0]
         for link in group.links[:, rows].ravel().tolist():
             if link != NO_LINK:
                 self._users[link] -= 1
                 if not self._users[link]:
                     self._group[link] = None
         group.ended += len(rows)
-        on_end = [group.on_end.pop(i) for i in group.ids[rows].tolist()]
         if len(group):  # else the group is dropped whole
             group.take(~done)
         return on_end

@@ -28,6 +28,14 @@ ahead of data: TCP's ACKs share a NIC with the data it sends, which slows a node
 and receives at once (a ring, an all-to-all, a server that sends models while gradients come
 in); measured: "tcp".
 
+Under "maxmin", ``connections`` = "pair" carries the messages from one node to another over
+one connection, as a runtime with a TCP connection per peer does (netsim's real one does): a
+message whose connection is busy waits behind the messages already on it, in order, and then
+goes on in the same flow, with the weight and ramp the flow has reached, so two messages to
+one peer take one flow's share of a link, not two, and the first ends before the second
+starts. With the default "message" each message is a flow of its own. Under "fifo" the
+messages of a pair already take turns, in order.
+
 A message counts against the sender's uplink queue from send until its transfer ends, and
 against the receiver's downlink queue from when it enters that link until then.
 """
@@ -42,6 +50,7 @@ from netsim.checks import check_fields
 from netsim.units import UnitError, parse_bytes, parse_rate, parse_time
 
 _SHARINGS = ("maxmin", "fifo")
+_CONNECTIONS = ("message", "pair")
 _NODE_KEYS = ("bandwidth", "up", "down", "queue")
 _EDGE_KEYS = ("latency", "bandwidth", "loss", "noise")
 _GOODPUT = (lambda g: 0 < g <= 1, "in (0, 1], e.g. 0.956, or 'tcp'")
@@ -107,6 +116,7 @@ class ResolvedNetwork:
     unfairness: float = 0.0  # sigma of the flows' log-weights under maxmin; 0: fair
     ramp: float = 0.0  # s for a new flow's weight to grow from 2^-RAMP_STEPS to 1; 0: none
     acks: float = 0.0  # share of a flow's rate its ACKs take of the links back; 0: none
+    connections: str = "message"  # maxmin: a flow per message, or per ("pair") busy sender-receiver
 
     def edge(self, u: int, v: int) -> Edge:
         return self.edges.get((min(u, v), max(u, v)), self.default)
@@ -130,6 +140,7 @@ class Network:
     unfairness: float | str = 0.0  # maxmin: sigma of flows' log-weights; "tcp": TCP_UNFAIRNESS
     ramp: float | str = 0.0  # maxmin: s for a new flow to reach its full weight; "tcp": TCP_RAMP
     acks: float | str = 0.0  # maxmin: share of a flow's rate taken on the links back; "tcp"
+    connections: str = "message"  # maxmin: "message" (a flow each) or "pair" (one connection)
     queue: float | str | None = None  # bytes per NIC direction, overflow drops; None: unlimited
     loss: float = 0.0  # per-edge probability of dropping a message
     noise: float = 0.0  # per-edge sigma of Gaussian noise on floating payload tensors
@@ -163,6 +174,10 @@ class Network:
             raise NetworkError(
                 f"Network.acks = {self.acks!r} shares max-min links: use sharing='maxmin', "
                 f"or acks=0 with sharing={self.sharing!r}"
+            )
+        if self.connections not in _CONNECTIONS:
+            raise NetworkError(
+                f"Network.connections = {self.connections!r}: use one of {_CONNECTIONS}"
             )
         tcp = self.goodput == "tcp"
         goodput = TCP_GOODPUT if tcp else _number("Network.goodput", self.goodput, _GOODPUT)
@@ -202,7 +217,9 @@ class Network:
             if uv in edges:
                 raise NetworkError(f"{where}: given twice, as (u, v) and (v, u); give it once")
             edges[uv] = replace(default, **parsed)
-        return ResolvedNetwork(self.sharing, tuple(nics), default, edges, unfair, ramp, acks)
+        return ResolvedNetwork(
+            self.sharing, tuple(nics), default, edges, unfair, ramp, acks, self.connections
+        )
 
 
 def _unit(parse: Callable, where: str, value):

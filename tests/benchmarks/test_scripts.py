@@ -74,7 +74,7 @@ def fidelity_settings(**given):
     """fidelity.settings() of the command line's defaults with these flags changed."""
     defaults = dict(
         unfairness="0", ramp="0", acks="0", goodput=1.0, rates="1Gbit/s", repeats=1,
-        congestion="cubic",
+        congestion="cubic", connections="message",
     )  # fmt: skip
     return fidelity.settings(argparse.Namespace(**defaults | given))
 
@@ -82,8 +82,10 @@ def fidelity_settings(**given):
 def test_fidelity_reads_its_options_as_network_does_and_names_a_bad_one_in_a_line():
     good = fidelity_settings(ramp="50ms", acks="tcp", rates="25Mbit/s, 1Gbit/s")
     assert good == {
-        "unfairness": 0.0, "ramp": "50ms", "acks": "tcp", "rates": ("25Mbit/s", "1Gbit/s")
+        "unfairness": 0.0, "ramp": "50ms", "acks": "tcp", "rates": ("25Mbit/s", "1Gbit/s"),
+        "connections": "message",
     }  # fmt: skip
+    assert fidelity_settings(connections="pair")["connections"] == "pair"
     for given, words in [
         ({"ramp": "5furlongs"}, "--ramp 5furlongs: Network.ramp"),
         ({"acks": "2"}, "--acks 2: Network.acks"),
@@ -91,6 +93,7 @@ def test_fidelity_reads_its_options_as_network_does_and_names_a_bad_one_in_a_lin
         ({"rates": " , "}, "--rates ' , ': give one rate or more"),
         ({"repeats": 0}, "--repeats 0: use a whole number >= 1"),
         ({"goodput": 2.0}, "--goodput 2.0: Network.goodput"),
+        ({"connections": "tcp"}, "--connections tcp: Network.connections"),
         ({"congestion": "nosuchtcp"}, "--congestion nosuchtcp: TCP congestion control"),
     ]:
         line = fidelity_settings(**given)
@@ -107,3 +110,5 @@ def test_fidelity_runs_the_eight_node_patterns_at_the_rates_asked():
     assert not [n for n in names if "@100M" in n and not n.startswith("one")]
     _, _, network = fidelity.cases(True, 0.9564, acks="tcp")[0]
     assert network.resolve(["worker", "worker"]).acks == pytest.approx(66 / (1.75 * 1514))
+    _, _, network = fidelity.cases(True, 0.9564, connections="pair")[0]
+    assert network.resolve(["worker", "worker"]).connections == "pair"

@@ -131,6 +131,7 @@ NESTED = [
     "network.unfairness",
     "network.ramp",
     "network.acks",
+    "network.connections",
     *("compute.step_time", "compute.jitter", "compute.heterogeneity", "compute.stragglers"),
     *("compute.straggler_factor", "compute.slowdown", "compute.device_flops"),
     *("p2p.algorithm.timeout", "p2p.algorithm.compress", "p2p.algorithm.peers"),

@@ -17,7 +17,7 @@ import pytest
 
 import netsim
 from netsim import Compute, Experiment, Network, Run
-from netsim.algorithms import SGD, AsyncPS, P2PPull
+from netsim.algorithms import SGD, AsyncPS, GoSGD, P2PPull
 from netsim.network.spec import RAMP_STEPS, TCP_UNFAIRNESS
 from netsim.results.read import read_csv, read_json
 
@@ -29,7 +29,7 @@ SHARED = {
     "compute": Compute(step_time=STEP),
 }  # fmt: skip
 STEP_FLOPS = 8 * 15680 * 3  # batch x logistic's 2 x 784 x 10 FLOPs per sample x 3
-PS, PULL, SOLO = AsyncPS(), P2PPull(timeout="50ms"), SGD()
+PS, PULL, SOLO, PUSH = AsyncPS(), P2PPull(timeout="50ms"), SGD(), GoSGD(p=1.0)
 ONE, TWO, THREE = {"workers": 1}, {"workers": 2}, {"workers": 3, "steps": 6}
 FROZEN = {"workers": 2, "lr": 0.0, "eval_nodes": 2}  # models change by noise alone
 # name: (algorithm, the run's own settings, "network" or "compute", the option's fields)
@@ -52,6 +52,13 @@ RUNS = {
     ),
     # the two workers pull from each other at once: every message meets its mirror image
     "acks": (PULL, TWO, "network", {"acks": 0.5}),
+    # each worker pushes its model to the other every step, faster than a model goes through
+    "connections": (
+        PUSH,
+        THREE | {"workers": 2},
+        "network",
+        {"bandwidth": "2Mbit/s", "connections": "pair"},
+    ),
     "edge_latency": (PS, ONE, "network", {"edges": {(0, 1): {"latency": "20ms"}}}),
     "edge_bandwidth": (PS, ONE, "network", {"edges": {(1, 0): {"bandwidth": "50Mbit/s"}}}),
     "edge_loss": (PULL, THREE, "network", {"edges": {(0, 1): {"loss": 1.0}}}),
@@ -100,7 +107,7 @@ def cli(tmp_path_factory):
     runs = ",\n    ".join(f"Run({n!r}, {a!r}, **{s!r})" for n, (a, s, *_) in RUNS.items())
     (out / "options.py").write_text(
         "from netsim import Compute, Experiment, Run\n"
-        "from netsim.algorithms import SGD, AsyncPS, P2PPull\n"
+        "from netsim.algorithms import SGD, AsyncPS, GoSGD, P2PPull\n"
         "from netsim.algorithms.sharing import Full\n"
         f'experiment = Experiment("options", **{SHARED!r}, runs=[\n    {runs}\n])\n'
     )
@@ -258,6 +265,22 @@ def check_acks(run):  # each message's ACKs share the links of the one coming th
     # each direction's data r plus the other's ACKs r / 2 fill the NIC: r = C / 1.5
     expected = 8 * m["bytes"] * 1.5 / 1e9
     assert m["t_arrive"] - m["t_send"] == pytest.approx(expected, rel=1e-9)
+
+
+def check_connections(run):  # a pair's messages go one after another, each alone on its links
+    m = messages(run)
+    waited = 0
+    for src in (0, 1):
+        mine = np.flatnonzero(m["src"] == src)
+        assert len(mine) >= 2 and (m["dst"][mine] == 1 - src).all()
+        through = 0.0
+        sends = zip(m["t_send"][mine], m["bytes"][mine], m["t_arrive"][mine], strict=True)
+        for sent, size, arrived in sends:
+            waited += through > sent
+            through = max(through, sent) + 8 * size / 2e6
+            # still on its way when the run ended: so is every later one
+            assert arrived == pytest.approx(through, rel=1e-9) or np.isnan(arrived)
+    assert waited >= 2 and (~np.isnan(m["t_arrive"])).sum() >= 4
 
 
 def check_noise(run):

@@ -629,3 +629,68 @@ def test_acks_alone_hold_a_flow_only_where_they_fill_the_link_back():
     msg = sized(0, 1, 100_000)
     simulate(dataclasses.replace(network, acks=1e-6), 2, [(0.0, msg)])
     assert msg.t_arrive == approx(8e5 / 100e6)
+
+
+def test_a_pairs_connection_carries_its_messages_one_after_another():
+    # Node 0 sends A and B (100 kB each) to node 1 and C to node 2 at once; 100 Mbit/s, 5 ms.
+    # A flow each: the three share node 0's uplink and end together, 5 + 24 ms. One connection
+    # per pair: (0, 1) and (0, 2) split it, A and C end at 5 + 16 ms, then B has it alone.
+    def ends(connections):
+        a, b, c = sized(0, 1, 100_000), sized(0, 1, 100_000), sized(0, 2, 100_000)
+        network = Network("100Mbit/s", "5ms", connections=connections)
+        simulate(network, 3, [(0.0, a), (0.0, b), (0.0, c)])
+        return [msg.t_arrive for msg in (a, b, c)]
+
+    assert ends("message") == [approx(0.029)] * 3
+    assert ends("pair") == [approx(0.021), approx(0.029), approx(0.021)]
+
+
+def test_a_message_to_an_idle_connection_is_a_flow_of_its_own():
+    for connections in ("message", "pair"):
+        a, b = sized(0, 1, 100_000), sized(0, 1, 100_000)
+        simulate(Network("100Mbit/s", connections=connections), 2, [(0.0, a), (0.01, b)])
+        assert (a.t_arrive, b.t_arrive) == (approx(0.008), approx(0.018))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"unfairness": 0.65}, {"ramp": "tcp"}, {"acks": "tcp"}, {"ramp": 0.02, "acks": 0.1}],
+)
+def test_messages_back_to_back_on_a_connection_end_where_one_of_their_total_size_would(options):
+    # Four senders 1 ms apart into node 0, each with 100 kB in one message or in two (40 + 60
+    # kB): the connection is one flow, with the weight and the ramp it has reached.
+    def ends(split, connections="pair"):
+        sends, last = [], []
+        for i in range(1, 5):
+            parts = [sized(i, 0, 40_000), sized(i, 0, 60_000)] if split else [sized(i, 0, 10**5)]
+            sends += [(0.001 * i, msg) for msg in parts]
+            last.append(parts[-1])
+        network = Network("100Mbit/s", connections=connections, **options)
+        simulate(network, 5, sends, seed=3)
+        return [msg.t_arrive for msg in last]
+
+    whole = ends(False)
+    assert ends(True) == approx(whole)
+    assert ends(True, "message") != approx(whole)  # two flows at once take two shares
+
+
+def test_a_connection_keeps_its_ramp_from_one_message_to_the_next():
+    # test_ramp_gives_an_older_flow_more...'s flows, A's 125 kB sent as 50 kB then 75 kB: A's
+    # weight doubles at 8 ms as if it were one message, and its second part ends at 13 1/3 ms.
+    a1, a2, b = sized(1, 0, 50_000), sized(1, 0, 75_000), sized(2, 0, 125_000)
+    network = Network("100Mbit/s", ramp="40ms", connections="pair")
+    simulate(network, 3, [(0.0, a1), (0.0, a2), (0.005, b)])
+    assert [a1.t_arrive, a2.t_arrive, b.t_arrive] == approx([0.004, 0.013 + 0.001 / 3, 0.020])
+
+
+def test_connections_are_checked_and_fifo_already_keeps_a_pair_in_order():
+    with pytest.raises(NetworkError, match=r"Network.connections = 'tcp': use one of"):
+        Network(connections="tcp").resolve(["worker"])
+
+    def ends(connections):
+        msgs = [sized(0, 1, 100_000), sized(0, 1, 50_000), sized(0, 2, 100_000)]
+        network = Network("100Mbit/s", sharing="fifo", connections=connections)
+        simulate(network, 3, [(0.0, msg) for msg in msgs])
+        return [msg.t_arrive for msg in msgs]
+
+    assert ends("pair") == ends("message") == [approx(0.008), approx(0.012), approx(0.020)]
