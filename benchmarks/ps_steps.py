@@ -137,14 +137,7 @@ def main() -> int:
     parser.add_argument("--plot", default="ps_steps_hist.png", help="the histograms' file")
     harness.congestion_flag(parser)
     args = parser.parse_args()
-    if (why := netns.why_not()) is not None:
-        print(f"ps_steps: cannot run: {why}", file=sys.stderr)
-        return 2
-    try:
-        congestion = harness.congestion(args.congestion)
-    except ValueError as error:
-        print(f"ps_steps: {error}", file=sys.stderr)
-        return 2
+    congestion = harness.real_runs("ps_steps", args.congestion)
     out = Path(tempfile.mkdtemp(prefix="ps-steps-"))
     results = {}
     for model in args.models.split(","):

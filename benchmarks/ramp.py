@@ -101,14 +101,7 @@ def main() -> int:
     parser.add_argument("--warm", action="store_true", help="each sender sends S 1 s before")
     harness.congestion_flag(parser)
     args = parser.parse_args()
-    if (why := netns.why_not()) is not None:
-        print(f"ramp: cannot run: {why}", file=sys.stderr)
-        return 2
-    try:
-        congestion = harness.congestion(args.congestion)
-    except ValueError as error:
-        print(f"ramp: {error}", file=sys.stderr)
-        return 2
+    congestion = harness.real_runs("ramp", args.congestion)
     size = round(args.mb * 10**6)
     offsets = [float(x) for x in args.offsets.split(",")]
     runs = {

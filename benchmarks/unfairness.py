@@ -79,14 +79,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=400, help="simulated runs per sigma")
     harness.congestion_flag(parser)
     args = parser.parse_args()
-    if (why := netns.why_not()) is not None:
-        print(f"unfairness: cannot run: {why}", file=sys.stderr)
-        return 2
-    try:
-        congestion = harness.congestion(args.congestion)
-    except ValueError as error:
-        print(f"unfairness: {error}", file=sys.stderr)
-        return 2
+    congestion = harness.real_runs("unfairness", args.congestion)
     fan_ins = [int(n) for n in args.fan_ins.split(",")]
     real = {n: measured(n, args.repeats, congestion) for n in fan_ins}
     for n, rows in real.items():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import tempfile
 import threading
 import time
@@ -108,6 +109,22 @@ def congestion(value: str) -> str | None:
     if (why := netns.congestion_error(value)) is not None:
         raise ValueError(f"--congestion {value}: {why}, or host")
     return value
+
+
+def real_runs(script: str, value: str) -> str | None:
+    """What a measuring script checks before anything runs: namespaces can be made here, and
+    --congestion's value is one the kernel has. Returns that value for Namespaces (None: the
+    host's); else prints the one line that says what is wrong and exits with status 2."""
+    why = netns.why_not()
+    if why is None:
+        try:
+            return congestion(value)
+        except ValueError as error:
+            why = str(error)
+    else:
+        why = f"cannot run: {why}"
+    print(f"{script}: {why}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 class CpuSampler:

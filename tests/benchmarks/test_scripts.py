@@ -112,3 +112,23 @@ def test_fidelity_runs_the_eight_node_patterns_at_the_rates_asked():
     assert network.resolve(["worker", "worker"]).acks == pytest.approx(66 / (1.75 * 1514))
     _, _, network = fidelity.cases(True, 0.9564, connections="pair")[0]
     assert network.resolve(["worker", "worker"]).connections == "pair"
+
+
+@pytest.mark.parametrize("script", ["ps_steps", "ramp", "unfairness"])
+def test_a_measuring_script_refuses_in_one_line_before_anything_runs(script):
+    # why_not() stands in for this host's answer, so both lines show as root and not
+    for why, value, words in [
+        ("needs root", "cubic", f"{script}: cannot run: needs root\n"),
+        (None, "nosuchtcp", f"{script}: --congestion nosuchtcp: TCP congestion control"),
+    ]:
+        code = (
+            f"import sys; sys.argv[1:] = ['--congestion', {value!r}]\n"
+            "sys.path[:0] = ['benchmarks']\n"
+            f"from netsim.real import netns; netns.why_not = lambda: {why!r}\n"
+            f"import {script}; sys.exit({script}.main())"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(words) and result.stderr.count("\n") == 1
