@@ -74,6 +74,7 @@ class Coordinator:
         }
         self.writers: dict[int, asyncio.StreamWriter] = {}
         self.addresses: dict[int, tuple[str, int]] = {}
+        self.tcp: dict[int, str | None] = {}  # each node's TCP congestion control
         self.ledger = Ledger(self.recorder)
         self.snapshots: dict[int, tuple] = {}
         self.finals: dict[int, tuple] = {}
@@ -103,7 +104,8 @@ class Coordinator:
             self.now = frames.Clock(self.t0)
             for writer in self.writers.values():
                 frames.send(writer, "start", self.addresses, self.t0)
-            self.recorder.config(t0=self.t0, **self.where.describe(self.addresses))
+            tcp = [self.tcp[i] for i in range(len(self.roles))]
+            self.recorder.config(t0=self.t0, tcp=tcp, **self.where.describe(self.addresses))
             evaluate(self, "subset", 0.0)
             timer = asyncio.ensure_future(self._timers())
             await self.end
@@ -221,8 +223,8 @@ class Coordinator:
             why = f"node {node}'s process ended unexpectedly (exit status {code})"
             self._finish(RealRunError(f"run {self.name!r}: {why}"))
 
-    def _on_ready(self, node: int, address: tuple[str, int]) -> None:
-        self.addresses[node] = address
+    def _on_ready(self, node: int, address: tuple[str, int], tcp: str | None) -> None:
+        self.addresses[node], self.tcp[node] = address, tcp
         if len(self.addresses) == len(self.roles):
             self.ready.set()
 

@@ -16,6 +16,7 @@ import resource
 import signal
 import time
 import traceback
+from pathlib import Path
 
 import torch
 
@@ -83,6 +84,15 @@ def main(connect: str, node: int, listen: str) -> int:
     return asyncio.run(_run(connect, node, listen))
 
 
+def congestion_control() -> str | None:
+    """The TCP congestion control this node's connections get (its network namespace's), for
+    config.json: under another one the same network moves bytes differently. None off Linux."""
+    try:
+        return Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip()
+    except OSError:
+        return None
+
+
 async def _run(connect: str, i: int, listen: str) -> int:
     host, port = connect.rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
@@ -105,7 +115,7 @@ async def _run(connect: str, i: int, listen: str) -> int:
         frames.send(writer, "error", i, f"{type(error).__name__}: {error}", text)
         await writer.drain()
         return 1
-    frames.send(writer, "ready", i, (listen_host, port))
+    frames.send(writer, "ready", i, (listen_host, port), congestion_control())
     message = await frames.receive(reader)
     if message is None or message[0] != "start":
         return 1

@@ -17,6 +17,8 @@ wrong fails all five on a quiet host (on a noisy VM, 2 of 8 single transfers fel
 at -7.7% and -11.8%).
 """
 
+import json
+
 import pytest
 
 from netsim import Network
@@ -56,6 +58,9 @@ def agrees(name, pattern, network, tmp_path, rel) -> harness.Result:
 def test_one_transfer_of_4_mb_at_100_mbit_s(tmp_path):
     network = Network("100Mbit/s", goodput="tcp")
     agrees("one", patterns.one(4 * MB), network, tmp_path, rel=0.03)
+    # each node process read its namespace's TCP, which the test hosts set, into config.json
+    for config in tmp_path.glob("*/real/one/one/config.json"):
+        assert json.loads(config.read_text())["tcp"] == [netns.CONGESTION] * 2
 
 
 def test_fan_in_of_4_into_a_300_mbit_s_receiver(tmp_path):

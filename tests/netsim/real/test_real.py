@@ -26,6 +26,7 @@ from netsim.algorithms import (
     P2PPull,
     SyncPS,
 )
+from netsim.real import netns
 
 ROOT = Path(__file__).resolve().parents[3]
 FILES = ("config.json", "steps.csv", "messages.csv", "evals.csv", "records.csv", "summary.json")
@@ -90,6 +91,7 @@ def test_ps_vs_p2p_runs_for_real_like_the_simulation(tmp_path):
                 ).read_text().splitlines()[0]
         config = json.loads((r / "config.json").read_text())
         assert config["runtime"] == "real"
+        assert config["tcp"] == [netns.congestion_in("")] * len(config["roles"])  # each node's
         real_rows, sim_rows = rows(r / "messages.csv"), rows(s / "messages.csv")
         # bytes on the wire are the sizes the simulation charges for the same payloads
         sizes = collections.defaultdict(set)
@@ -165,6 +167,8 @@ def test_senders_apply_each_edges_latency_and_loss(tmp_path):
             delay = float(m["t_arrive"]) - float(m["t_send"])
             assert delay >= (0.05 if pair == {2, 3} else 0.001)
     assert any({int(m["src"]), int(m["dst"])} == {0, 1} for m in messages)
+    config = json.loads((tmp_path / "net/p2p/config.json").read_text())
+    assert config["tcp"] == [netns.congestion_in("")] * 4  # each node's TCP: the host's here
 
 
 def test_a_failing_role_stops_the_run_with_one_line_and_its_traceback(tmp_path):
@@ -312,6 +316,7 @@ def test_hosts_file_deals_nodes_round_robin_to_agents(tmp_path):
         assert agent.wait(timeout=60) == 0
     config = json.loads((tmp_path / "out/ps_vs_p2p/p2p/config.json").read_text())
     assert config["hosts"] == ["127.0.0.2", "127.0.0.3"]
+    assert config["tcp"] == [netns.congestion_in("")] * len(config["roles"])  # the host's TCP
     # the run's time 0, in Unix seconds: after the hosts file was written, before the last step
     last_step = (tmp_path / "out/ps_vs_p2p/p2p/steps.csv").stat().st_mtime
     assert hosts.stat().st_mtime < config["t0"] < last_step
