@@ -20,7 +20,7 @@ max-min's and each T's on a grid, the mean absolute error per T, and the T with 
 (netsim.network.spec's TCP_RAMP holds the value measured for docs/fidelity.md).
 
     sudo .venv/bin/python benchmarks/ramp.py [--repeats R] [--offsets 0.01,0.05,...] [--mb S]
-        [--rate 300Mbit/s] [--warm]
+        [--rate 300Mbit/s] [--warm] [--grid 0,0.1,0.2,...]
 
 The real runs' TCP is Cubic unless --congestion says otherwise (cubic, bbr, reno, or host: the
 host's own). Needs root and tc's htb; says so in one line otherwise. Run it on a quiet machine.
@@ -99,23 +99,30 @@ def main() -> int:
     parser.add_argument("--mb", type=float, default=6.65, help="S in MB (default: McMahan's)")
     parser.add_argument("--rate", default="300Mbit/s", help="the receiver's NIC")
     parser.add_argument("--warm", action="store_true", help="each sender sends S 1 s before")
+    parser.add_argument("--grid", default=",".join(map(str, GRID)), help="the T's fitted, s")
     harness.congestion_flag(parser)
     args = parser.parse_args()
+    try:
+        offsets = [float(x) for x in args.offsets.split(",")]
+        grid = [float(x) for x in args.grid.split(",")]
+    except ValueError:
+        given = f"--offsets {args.offsets!r}, --grid {args.grid!r}"
+        print(f"ramp: {given}: give seconds, comma-separated, e.g. 0.05,0.1", file=sys.stderr)
+        return 2
     congestion = harness.real_runs("ramp", args.congestion)
     size = round(args.mb * 10**6)
-    offsets = [float(x) for x in args.offsets.split(",")]
     runs = {
         d: [measured(size, d, args.rate, args.warm, congestion) for _ in range(args.repeats)]
         for d in offsets
     }
-    errors = {ramp: [] for ramp in GRID}
+    errors = {ramp: [] for ramp in grid}
     print(
         f"{'offset':>8} {'start':>7} {'measured':>9} {'range':>11} "
-        + " ".join(f"{f'T={t}':>8}" for t in GRID)
+        + " ".join(f"{f'T={t}':>8}" for t in grid)
     )
     for offset, rows in runs.items():
         start, first = np.mean([r[0] for r in rows]), np.mean([r[1] for r in rows])
-        ends = {t: np.mean([simulated(size, r[0], t, args.rate)[0] for r in rows]) for t in GRID}
+        ends = {t: np.mean([simulated(size, r[0], t, args.rate)[0] for r in rows]) for t in grid}
         for t, end in ends.items():
             errors[t].append(end / first - 1)
         cells = " ".join(f"{end / first - 1:>+8.1%}" for end in ends.values())

@@ -132,3 +132,12 @@ def test_a_measuring_script_refuses_in_one_line_before_anything_runs(script):
         )
         assert result.returncode == 2, result.stderr
         assert result.stderr.startswith(words) and result.stderr.count("\n") == 1
+
+
+def test_ramp_refuses_offsets_or_a_grid_that_are_not_seconds_in_one_line():
+    result = subprocess.run(
+        [sys.executable, "benchmarks/ramp.py", "--grid", "0,0.2,2s"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.startswith("ramp: --offsets") and result.stderr.count("\n") == 1
