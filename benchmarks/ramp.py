@@ -81,15 +81,17 @@ def measured(
 
 
 def simulated(size: int, start: float, ramp: float, rate: str = "300Mbit/s") -> tuple[float, float]:
-    """The ends of the two flows, simulated, the second starting at start."""
+    """The ends of the two flows, simulated, the second starting at start (before the first
+    where start < 0, as a real sender can), in seconds after the first's start."""
     env = simpy.Environment()
     fabric = Fabric(env, network(ramp, rate), ["worker"] * 3, np.random.default_rng(0), lambda m: 0)
     blob = torch.zeros(size, dtype=torch.uint8)
     msgs = [Message(1, 0, "data", {"blob": blob}), Message(2, 0, "data", {"blob": blob})]
-    fabric.transmit(msgs[0])
-    env.timeout(start).callbacks.append(lambda _: fabric.transmit(msgs[1]))
+    first = max(0.0, -start)
+    for msg, at in zip(msgs, (first, first + start), strict=True):
+        env.timeout(at).callbacks.append(lambda _, msg=msg: fabric.transmit(msg))
     env.run()
-    return msgs[0].t_arrive, msgs[1].t_arrive
+    return msgs[0].t_arrive - first, msgs[1].t_arrive - first
 
 
 def main() -> int:
@@ -111,10 +113,11 @@ def main() -> int:
         return 2
     congestion = harness.real_runs("ramp", args.congestion)
     size = round(args.mb * 10**6)
-    runs = {
-        d: [measured(size, d, args.rate, args.warm, congestion) for _ in range(args.repeats)]
-        for d in offsets
-    }
+    runs = {d: [] for d in offsets}
+    for d in offsets:  # each run as it is measured: the second flow's start, each flow's end
+        for _ in range(args.repeats):
+            runs[d].append(measured(size, d, args.rate, args.warm, congestion))
+            print(f"offset {d} s: " + ", ".join(f"{t:.4f}" for t in runs[d][-1]), flush=True)
     errors = {ramp: [] for ramp in grid}
     print(
         f"{'offset':>8} {'start':>7} {'measured':>9} {'range':>11} "

@@ -19,17 +19,16 @@ is held by its own ACKs only where ACKs alone fill a link back. The rates are th
 of: ACK loads from the rates, then max-min rates on what the ACKs leave. Iterated from the
 rates without ACKs, each step shrinks the change about a-fold (a flow's ACKs change the
 capacity of links its peers' data crosses by a times its own change), so a = 2.5% takes a few
-rounds and the result is exact to 1e-12. Progressive filling with the links back as ordinary
-rows of coefficient a would not do: a flow would freeze wherever its ACKs cross a saturated
-link, however small a is.
+rounds and the result is exact to 1e-12. (The links back as ordinary rows of coefficient a
+would freeze a flow wherever its ACKs cross a saturated link, however small a is.)
 
-Rates depend on each other only within a group of flows connected through shared links, so
-the group is the unit of work. Its flows live in numpy arrays, and when flows start or end in
-it, it is reshared once per instant in a few vectorised passes, not a Python loop per flow:
-1,000 flows into one server's downlink cost about twice what 10 do. Only the group's earliest
-end is scheduled, anew at each reshare. Groups merge when a flow joins two; they are split
-only once half of their flows have ended since the last check, since resharing two groups
-together gives each the rates it would get alone (filling never mixes unconnected flows).
+Rates depend on each other only within a group of flows connected through shared links, the
+unit of work: its flows live in numpy arrays, reshared once per instant in a few vectorised
+passes when flows start or end (1,000 flows into one downlink cost about twice what 10 do),
+and only its earliest end is scheduled. Groups merge when a flow joins two, and split once
+half their flows have ended since the last check (resharing them together gives each the
+rates it would get alone: filling never mixes unconnected flows). A connection
+(Network.connections = "pair") is one flow: ``more`` queues a message's bits behind it.
 
 Numerics: a flow with less than 1e-9 s of work left is done (otherwise rounding dust can
 stall the clock); SimPy cannot cancel a timeout, so a wake-up carries its group's generation,
@@ -116,17 +115,15 @@ class MaxMin:
         self.capacity = np.array(capacities, dtype=float)
         self._users = [0] * len(capacities)  # flows on each link
         self._group: list[_Group | None] = [None] * len(capacities)  # the group on each link
-        # flow id: (bits, on_end) of messages queued behind it on its connection (``more``)
-        self._queued: dict[int, deque[tuple[float, Callable[[], None]]]] = {}
+        self._queued: dict[int, deque] = {}  # flow id: (bits, on_end) queued behind it, by more
         self._dirty: dict[_Group, None] = {}  # groups whose flows changed at this instant
         self._next_id = 0
 
     def start(
         self, links: tuple[int, ...], bits: float, on_end: Callable[[], None], weight: float = 1.0
     ) -> int:
-        """Start moving bits through links (width ids, NO_LINK for none); on_end() when done.
-        Under weighted sharing the flow's rate is weight times its bottleneck's rate per unit.
-        Returns the flow's id, for ``more``."""
+        """Start moving bits through links (width ids, NO_LINK for none); on_end() when done;
+        its id. Under weighted sharing its rate is weight times its bottleneck's rate per unit."""
         groups = {}
         for link in links:
             if link != NO_LINK:
@@ -150,9 +147,8 @@ class MaxMin:
         return self._next_id
 
     def more(self, flow: int, bits: float, on_end: Callable[[], None]):
-        """Queue bits behind the running flow's: once its bits are through (and its on_end
-        called), the same flow moves these, on the same links, with the weight and ramp it has
-        reached, then calls on_end. A connection that carries messages one after another."""
+        """Queue bits behind the running flow's (a connection's next message): the flow moves
+        them next, with the weight and ramp it has reached, then calls on_end."""
         self._queued.setdefault(flow, deque()).append((bits, on_end))
 
     def _double(self, links: tuple[int, ...], flow: int, left: int):
@@ -231,11 +227,10 @@ class MaxMin:
         on_end = [group.on_end.pop(i) for i in ids]
         if self._queued:  # flows with more queued go on with it
             for row, flow in zip(rows.tolist(), ids, strict=True):
-                if queued := self._queued.get(flow):
+                if queued := self._queued.pop(flow, None):
                     group.bits[row], group.on_end[flow] = queued.popleft()
-                    done[row] = False
-                    if not queued:
-                        del self._queued[flow]
+                    done[row], self._queued[flow] = False, queued
+            self._queued = {flow: queued for flow, queued in self._queued.items() if queued}
             rows = done.nonzero()[0]
         for link in group.links[:, rows].ravel().tolist():
             if link != NO_LINK:

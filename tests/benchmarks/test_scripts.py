@@ -42,6 +42,12 @@ def test_ramp_simulates_the_first_flows_end_earlier_than_max_min():
     assert fair == (pytest.approx(2 * alone - start, rel=1e-3), pytest.approx(2 * alone, rel=1e-3))
     ramped = ramp.simulated(size, start, 0.05)
     assert ramped[1] == pytest.approx(fair[1], rel=1e-12) and ramped[0] < fair[0] - 0.01
+    # a second sender that started first: times still from the first flow's start
+    early = ramp.simulated(size, -start, 0.0)
+    assert early == (
+        pytest.approx(2 * alone - start, rel=1e-3),
+        pytest.approx(alone * 2 - 2 * start, rel=1e-3),
+    )
 
 
 def test_crowding_counts_the_other_messages_on_a_messages_link_over_its_transfer(tmp_path):
