@@ -34,7 +34,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from netsim import specfile
+from netsim import interrupts, specfile
 from netsim.experiment import ConfigError, Settings
 
 
@@ -127,8 +127,12 @@ def _terminated(signum, frame):
     global _STOPPED
     if not _IN_RUN:
         os._exit(128 + signum)
+    stop = SystemExit("terminated (SIGTERM)")
+    if _STOPPED:  # again: once a worker has ended, the pool terminates every worker left,
+        interrupts.again(stop)  # this one maybe while its run writes what it reached
+        return
     _STOPPED = True
-    raise SystemExit("terminated (SIGTERM)")
+    interrupts.interrupt(stop)  # as the CLI's: a row being written is written and counted
 
 
 def _pool_task(packed):

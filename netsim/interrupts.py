@@ -3,14 +3,21 @@ reports agree (results/recorder.py holds them for a step's or a message's row an
 counts), then stop the run as before: an interrupted run's steps.csv has exactly the steps
 its summary says it reached.
 
-The CLI's signal handlers call ``interrupt``; Python's own Ctrl-C handler (netsim used as a
-library) raises at once, as it always did.
+A run that stops early writes its summary the same way (``stopping``): a second Ctrl-C or
+SIGTERM waits until it is written (a pool's worker gets SIGTERM twice when another worker
+ends first, netsim/executor.py), so a stopped run's summary.json always says why and what
+it reached.
+
+The CLI's and a pool worker's signal handlers call ``interrupt``; Python's own Ctrl-C
+handler (netsim used as a library) raises at once, as it always did.
 """
 
 from __future__ import annotations
 
-_held = 0  # rows being written now
-_pending: BaseException | None = None  # an interrupt that came while one was
+import contextlib
+
+_held = 0  # rows (or a stopped run's summary) being written now
+_pending: BaseException | None = None  # an interrupt that came while one was (or again)
 
 
 def hold() -> None:
@@ -36,6 +43,31 @@ def interrupt(exc: BaseException) -> None:
         return
     _pending = None
     raise exc
+
+
+def again(exc: BaseException) -> None:
+    """What a signal handler calls for an interrupt that comes again while the first is still
+    stopping the run: never raised now, where it could cut short the writing of the summary
+    before ``stopping`` holds it, but at the next row's release, should the first have been
+    lost and the run gone on; ``stopping`` drops it."""
+    global _pending
+    _pending = exc
+
+
+@contextlib.contextmanager
+def stopping(reason: BaseException):
+    """While a run that ends early for ``reason`` writes what it reached: an interrupt that
+    comes meanwhile waits until that is written. It is then dropped if ``reason`` is an
+    interrupt already (the run stops as the first one said), else raised (a run that failed:
+    the interrupt stops what would come next)."""
+    global _pending
+    hold()
+    try:
+        yield
+    finally:
+        if _held == 1 and not isinstance(reason, Exception):
+            _pending = None
+        release()
 
 
 def end_with(exc: BaseException, end) -> None:

@@ -16,7 +16,7 @@ import simpy
 import torch
 from tqdm import tqdm
 
-from netsim import runtime
+from netsim import interrupts, runtime
 from netsim.algorithms import hooks
 from netsim.engine import calibration
 from netsim.engine.evaluation import Evaluator, evaluate
@@ -187,8 +187,9 @@ class Simulation:
             self._record_in_flight()
             self.evaluate("test")
         except BaseException as exc:  # stalled, failed or interrupted: keep what it reached
-            self._record_in_flight()
-            self.recorder.close(self._summary(started), stopped=stopped_by(exc))
+            with interrupts.stopping(exc):  # a second Ctrl-C or SIGTERM waits until it is kept
+                self._record_in_flight()
+                self.recorder.close(self._summary(started), stopped=stopped_by(exc))
             raise
         summary = self._summary(started)
         self.recorder.close(summary)

@@ -116,12 +116,13 @@ class Coordinator:
             await self._until(self._all_final(), _STOP_TIMEOUT, "stop")
         except BaseException as exc:  # a node failed, or Ctrl-C: stop the others, keep the rows
             self.closed = True  # rows still on their way are not written to closed files
-            for writer in self.writers.values():
-                frames.send(writer, "stop")
-            self.ledger.close()
-            label, wall = hooks.label(self.algorithm), time.perf_counter() - started
-            summary = self.recorder.summary(self.name, label, max(self.now(), 0.0), wall)
-            self.recorder.close(summary | {"runtime": "real"}, stopped=stopped_by(exc))
+            with interrupts.stopping(exc):  # a second Ctrl-C or SIGTERM waits until it is kept
+                for writer in self.writers.values():
+                    frames.send(writer, "stop")
+                self.ledger.close()
+                label, wall = hooks.label(self.algorithm), time.perf_counter() - started
+                summary = self.recorder.summary(self.name, label, max(self.now(), 0.0), wall)
+                self.recorder.close(summary | {"runtime": "real"}, stopped=stopped_by(exc))
             raise
         finally:
             server.close()

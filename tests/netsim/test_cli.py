@@ -1,11 +1,19 @@
 """The command line: bad input exits non-zero with one clear line and no traceback."""
 
 import contextlib
+import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from netsim import interrupts
+from netsim.__main__ import Terminated, _sigterm_interrupts
+from netsim.results.recorder import Recorder
+from netsim.runner import run as run_experiment
+from tests.netsim.test_executor import tiny
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = """
@@ -210,6 +218,41 @@ def test_sigterm_stops_like_ctrl_c_with_rows_flushed_and_the_summary_not_complet
     summary = json.loads((run / "summary.json").read_text())
     assert summary["complete"] is False and summary["stopped"] == "terminated (SIGTERM)"
     assert len(read_lines(run / "steps.csv")) == 1 + summary["steps_per_worker"]
+
+
+@pytest.mark.parametrize("first", ["SIGINT", "error"])
+def test_a_sigterm_while_a_stopped_run_writes_its_summary_waits_until_it_is_written(
+    tmp_path, monkeypatch, first
+):
+    """Ctrl-C (or a failure) stops a run, and SIGTERM lands while the run writes what it
+    reached: the summary still says why the run stopped. The run then ends with the Ctrl-C,
+    as it would have without the SIGTERM (exit status 130), or, after a failure, with the
+    SIGTERM."""
+    monkeypatch.setattr(interrupts, "_pending", None)
+    evaluation, summary = Recorder.evaluation, Recorder.summary
+    calls = []
+
+    def stopped(self, *args):  # once the run has made steps
+        calls.append(1)
+        if len(calls) == 2:
+            if first == "error":
+                raise RuntimeError("boom")
+            signal.raise_signal(signal.SIGINT)
+        return evaluation(self, *args)
+
+    def terminated(self, *args):  # while the run writes its summary
+        signal.raise_signal(signal.SIGTERM)
+        return summary(self, *args)
+
+    monkeypatch.setattr(Recorder, "evaluation", stopped)
+    monkeypatch.setattr(Recorder, "summary", terminated)
+    expected = KeyboardInterrupt if first == "SIGINT" else Terminated
+    with _sigterm_interrupts(), pytest.raises(expected) as raised:
+        run_experiment(tiny(), tmp_path, progress=False, plot=False)
+    assert type(raised.value) is expected
+    saved = json.loads((tmp_path / "tiny" / "one" / "summary.json").read_text())
+    assert saved["complete"] is False and saved["steps_per_worker"] > 0
+    assert saved["stopped"] == ("interrupted" if first == "SIGINT" else "RuntimeError: boom")
 
 
 def read_lines(path: Path) -> list[str]:
