@@ -8,6 +8,7 @@
 - compute.py: the ``Compute`` model, how long a step takes on the simulated clock.
 
 May import: torch, numpy, ``netsim.data`` (decoding batches), ``netsim.units``,
-``netsim.checks`` (settings held to their types). Never imports
+``netsim.checks`` (settings held to their types), ``netsim.interrupts`` (a Ctrl-C waits for
+the steps being computed). Never imports
 SimPy, the network, an algorithm or the simulation: the engine computes, the clock decides when.
 """

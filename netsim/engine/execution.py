@@ -2,27 +2,24 @@
 
 A node that starts a step submits it here (its batch, drawn now) and sleeps for the step's
 simulated compute time; the gradient is computed only when some step's result is needed (its
-end on the clock) or when a pending node's parameters are touched (``node.x``), whichever comes
-first. By then every step that started and has not yet finished is pending, so they are all
-computed at once. Nothing a pending node's parameters go through changes before that (the
-node itself is asleep, and any other access flushes first), so each gradient is taken at the
-parameters of its step's start: the causality rule holds exactly as with eager steps.
-Models with BatchNorm (whose forward pass writes statistics) and calibrated compute times
-(which need each step's wall time) step eagerly.
+end on the clock) or a pending node's parameters are touched (``node.x``). By then every step
+started and not finished is pending, and all are computed at once, each at the parameters of
+its step's start (the node is asleep and any other access flushes first), so causality holds
+exactly as with eager steps. Models with BatchNorm (whose forward pass writes statistics) and
+calibrated compute times (which need each step's wall time) step eagerly. A Ctrl-C or SIGTERM
+(the CLI's, netsim.interrupts) waits for the steps being computed: one taken from pending
+without its loss would fail its node's next read, and the run with a TypeError.
 
 How the pending steps are computed (``Settings.execution``):
 
-- ``loop``: one node after another, each through its own module whose parameters are views of
-  its row of the population tensor (what a per-node loop does, minus the copies);
+- ``loop``: one node after another, each through a module whose parameters view its row;
 - ``stacked``: for chains of Flatten, Linear and ReLU, all pending nodes' layers as stacked
   batched matrix products, with the SGD update fused in where it can be (stacked.py);
-- ``grouped``: for CNN chains (Conv2d, ReLU, MaxPool2d, then Flatten and Linear), the pending
-  nodes' networks as one network of grouped convolutions (grouped.py);
+- ``grouped``: CNN chains (Conv2d, ReLU, MaxPool2d, Flatten, Linear) as grouped convolutions;
 - ``vmap``: any model without buffers, through ``torch.func.vmap`` of the per-node gradient;
 - ``auto`` (default): a fixed rule by model and population (calibration.rule), what timing
-  picks on an idle machine, so results never depend on the machine's load; ``calibrate``:
-  timing picks (calibration.choose), opt-in and not reproducible. The mode used is written to
-  config.json, any timings to summary.json.
+  picks on an idle machine, so results never depend on load; ``calibrate``: timing picks
+  (calibration.choose), opt-in, not reproducible (the mode: config.json; timings: summary.json).
 
 All modes give the same gradients and losses up to float rounding (tests pin this).
 """
@@ -37,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from netsim import interrupts
 from netsim.engine.grouped import conv_chain, grouped_forward, grouped_step
 from netsim.engine.population import view, view_module
 from netsim.engine.stacked import chain, stacked_forward, stacked_step
@@ -127,29 +125,33 @@ class Steps:
         return ticket.loss
 
     def flush(self) -> None:
-        """Computes every pending step now."""
+        """Computes every pending step now (a Ctrl-C meanwhile waits: the module's note)."""
         if not self.pending:
             return
-        # by node: a whole population in flight is one block of rows, used in place
-        tickets = sorted(self.pending.values(), key=lambda t: t.node)
-        self.pending.clear()
-        self.flushes += 1
-        self.computed += len(tickets)
-        if self.mode == "loop" or len(tickets) == 1:
-            self._loop(tickets)
-            return
-        groups: dict[tuple[int, bool], list[Ticket]] = {}
-        now = self.sim.env.now
-        stacked = self.mode == "stacked" and self._fused_lr is not None
-        for t in tickets:  # a node holding fewer samples than the batch has shorter batches
-            fuse = stacked and t.apply and t.prox is None and t.end == now
-            groups.setdefault((len(t.batch), fuse), []).append(t)
-        for (_, fuse), group in groups.items():
-            if len(group) == 1 and not fuse:
-                self._loop(group)
-                continue
-            for piece in _pieces(group):
-                self._batched(piece, fuse)
+        interrupts.hold()
+        try:
+            # by node: a whole population in flight is one block of rows, used in place
+            tickets = sorted(self.pending.values(), key=lambda t: t.node)
+            self.pending.clear()
+            self.flushes += 1
+            self.computed += len(tickets)
+            if self.mode == "loop" or len(tickets) == 1:
+                self._loop(tickets)
+                return
+            groups: dict[tuple[int, bool], list[Ticket]] = {}
+            now = self.sim.env.now
+            stacked = self.mode == "stacked" and self._fused_lr is not None
+            for t in tickets:  # a node holding fewer samples than the batch has shorter batches
+                fuse = stacked and t.apply and t.prox is None and t.end == now
+                groups.setdefault((len(t.batch), fuse), []).append(t)
+            for (_, fuse), group in groups.items():
+                if len(group) == 1 and not fuse:
+                    self._loop(group)
+                    continue
+                for piece in _pieces(group):
+                    self._batched(piece, fuse)
+        finally:
+            interrupts.release()
 
     # -- kernels -----------------------------------------------------------------------
     def _module(self, i: int) -> nn.Module:

@@ -11,6 +11,7 @@ import pytest
 
 from netsim import interrupts
 from netsim.__main__ import Terminated, _sigterm_interrupts
+from netsim.engine.execution import Steps
 from netsim.results.recorder import Recorder
 from netsim.runner import run as run_experiment
 from tests.netsim.test_executor import tiny
@@ -338,3 +339,34 @@ def test_a_signal_at_any_moment_of_start_up_is_one_line_never_a_traceback(tmp_pa
         assert last == f"netsim: {word} while starting; nothing was run"
     for summary in (tmp_path / "out").glob("cli/*/summary.json"):  # a run had started
         assert json.loads(summary.read_text())["complete"] is False
+
+
+@pytest.mark.parametrize("execution", ["loop", "stacked"])
+def test_ctrl_c_while_steps_are_computed_stops_the_run_not_fails_it(
+    tmp_path, monkeypatch, execution
+):
+    """Ctrl-C lands while the engine computes several nodes' pending steps: it waits until
+    they are computed, so that no node reads a step without its loss (a TypeError and exit
+    status 1, before), and the run stops as interrupted."""
+    kernels, computed = {}, []
+
+    def interrupted(kernel):
+        def compute(self, tickets, *args):
+            computed.append(len(tickets))
+            if computed.count(3) == 2:  # the second time all three nodes' steps are pending
+                signal.raise_signal(signal.SIGINT)
+            return kernels[kernel](self, tickets, *args)
+
+        return compute
+
+    for kernel in ("_loop", "_batched"):
+        kernels[kernel] = getattr(Steps, kernel)
+        monkeypatch.setattr(Steps, kernel, interrupted(kernel))
+    monkeypatch.setattr(interrupts, "_pending", None)
+    experiment = tiny(execution=execution, steps=100)
+    experiment.select(["gossip"])
+    with _sigterm_interrupts(), pytest.raises(KeyboardInterrupt):
+        run_experiment(experiment, tmp_path, progress=False, plot=False)
+    assert computed.count(3) == 2
+    saved = json.loads((tmp_path / "tiny" / "gossip" / "summary.json").read_text())
+    assert saved["complete"] is False and saved["stopped"] == "interrupted"
