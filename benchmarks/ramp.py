@@ -11,9 +11,10 @@ weight starts at 2^-RAMP_STEPS and doubles every T / RAMP_STEPS seconds, so that
 gets less of a link than an older one; the simulation replays the measured send instants.
 
 With --warm each sender first sends S once, about 1 s before its measured flow (node 1 at 0,
-node 2 at 0.3 s, the pair from 1.3 s), as a parameter server's workers push every step: the
-connections are then warm (their receive windows grown), and the newcomer gets its share
-sooner than on a new connection.
+node 2 at 0.3 s, the pair from 1.3 s; for a flow that takes a time a alone at the NIC's rate
+longer than 0.2 s, node 2 at a + 0.1 and the pair a + 0.8 later, so that the warm-ups are
+through), as a parameter server's workers push every step: the connections are then warm
+(their receive windows grown), and the newcomer gets its share sooner than on a new one.
 
 Prints, per offset, the first flow's measured end (mean and range of the repeats) against
 max-min's and each T's on a grid, the mean absolute error per T, and the T with the least
@@ -42,25 +43,26 @@ from netsim import Network  # noqa: E402
 from netsim.network.fabric import Fabric  # noqa: E402
 from netsim.network.message import Message  # noqa: E402
 from netsim.real import netns  # noqa: E402
+from netsim.units import parse_rate  # noqa: E402
 from validation import harness, patterns  # noqa: E402
 
 OFFSETS = (0.01, 0.03, 0.05, 0.075, 0.1, 0.125, 0.15, 0.17)  # s
 GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)  # T, s
-WARM_UPS = (0.0, 0.3)  # s: when nodes 1 and 2 send their warm-up S (--warm)
-WARM_PAIR = 1.3  # s: when the measured pair starts after warm-ups
+WARM_LAG, WARM_IDLE = 0.3, 1.0  # s: node 2's warm-up after node 1's, the pair after node 2's
 
 
 def network(ramp: float = 0.0, rate: str = "300Mbit/s") -> Network:
     return Network("1Gbit/s", goodput="tcp", nodes={0: {"bandwidth": rate}}, ramp=ramp)
 
 
-def pair(size: int, offset: float, warm: bool = False) -> patterns.Transfers:
+def pair(size: int, offset: float, warm: bool = False, rate: str = "300Mbit/s"):
     """Node 1 sends node 0 size bytes at 0, node 2 the same at offset; warm: both first send
-    size bytes at WARM_UPS, and the pair starts at WARM_PAIR."""
-    first = WARM_PAIR if warm else 0.0
-    ups = (
-        tuple((t, node, 0, size) for t, node in zip(WARM_UPS, (1, 2), strict=True)) if warm else ()
-    )
+    size bytes, node 1 at 0 and node 2 WARM_LAG later, and the pair starts WARM_IDLE after
+    that (each stretched for a flow that takes longer than 0.2 s alone: the module's note)."""
+    alone = 8 * size / parse_rate(rate)
+    lag = max(WARM_LAG, alone + 0.1)
+    first = lag + max(WARM_IDLE, alone + 0.8) if warm else 0.0
+    ups = ((0.0, 1, 0, size), (lag, 2, 0, size)) if warm else ()
     return patterns.Transfers((*ups, (first, 1, 0, size), (first + offset, 2, 0, size)), 3)
 
 
@@ -73,7 +75,7 @@ def measured(
 ) -> tuple[float, float, float]:
     """One real run: (the second flow's measured start, the first's end, the second's end),
     each in seconds after the first flow's start."""
-    pattern = pair(size, offset, warm)
+    pattern = pair(size, offset, warm, rate)
     result = harness.measure("ramp", pattern, network(rate=rate), congestion=congestion)
     k = int(warm)  # the pair's messages come after the warm-ups
     start = result.real_sent[2, 0, k] - result.real_sent[1, 0, k]
