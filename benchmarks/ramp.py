@@ -21,7 +21,10 @@ max-min's and each T's on a grid, the mean absolute error per T, and the T with 
 (netsim.network.spec's TCP_RAMP holds the value measured for docs/fidelity.md).
 
     sudo .venv/bin/python benchmarks/ramp.py [--repeats R] [--offsets 0.01,0.05,...] [--mb S]
-        [--rate 300Mbit/s] [--warm] [--grid 0,0.1,0.2,...]
+        [--rate 300Mbit/s] [--warm] [--grid 0,0.1,0.2,...] [--out]
+
+With --out the two flows leave one sender instead (node 0, its uplink at --rate, to nodes 1
+and 2): a parameter server's replies meet on its own uplink, where the queue is the sender's.
 
 The real runs' TCP is Cubic unless --congestion says otherwise (cubic, bbr, reno, or host: the
 host's own). Needs root and tc's htb; says so in one line otherwise. Run it on a quiet machine.
@@ -55,15 +58,22 @@ def network(ramp: float = 0.0, rate: str = "300Mbit/s") -> Network:
     return Network("1Gbit/s", goodput="tcp", nodes={0: {"bandwidth": rate}}, ramp=ramp)
 
 
-def pair(size: int, offset: float, warm: bool = False, rate: str = "300Mbit/s"):
-    """Node 1 sends node 0 size bytes at 0, node 2 the same at offset; warm: both first send
-    size bytes, node 1 at 0 and node 2 WARM_LAG later, and the pair starts WARM_IDLE after
-    that (each stretched for a flow that takes longer than 0.2 s alone: the module's note)."""
+def flows(out: bool = False) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(src, dst) of the first flow and of the second: into node 0, or with out out of it."""
+    return ((0, 1), (0, 2)) if out else ((1, 0), (2, 0))
+
+
+def pair(size: int, offset: float, warm: bool = False, rate: str = "300Mbit/s", out=False):
+    """Node 1 sends node 0 size bytes at 0, node 2 the same at offset (out: node 0 sends them
+    to 1 and 2); warm: both first send size bytes, the first at 0 and the second WARM_LAG
+    later, and the pair starts WARM_IDLE after that (each stretched for a flow that takes
+    longer than 0.2 s alone: the module's note)."""
     alone = 8 * size / parse_rate(rate)
     lag = max(WARM_LAG, alone + 0.1)
-    first = lag + max(WARM_IDLE, alone + 0.8) if warm else 0.0
-    ups = ((0.0, 1, 0, size), (lag, 2, 0, size)) if warm else ()
-    return patterns.Transfers((*ups, (first, 1, 0, size), (first + offset, 2, 0, size)), 3)
+    start = lag + max(WARM_IDLE, alone + 0.8) if warm else 0.0
+    first, second = flows(out)
+    ups = ((0.0, *first, size), (lag, *second, size)) if warm else ()
+    return patterns.Transfers((*ups, (start, *first, size), (start + offset, *second, size)), 3)
 
 
 def measured(
@@ -72,23 +82,26 @@ def measured(
     rate: str,
     warm: bool = False,
     congestion: str | None = netns.CONGESTION,
+    out: bool = False,
 ) -> tuple[float, float, float]:
     """One real run: (the second flow's measured start, the first's end, the second's end),
     each in seconds after the first flow's start."""
-    pattern = pair(size, offset, warm, rate)
+    pattern = pair(size, offset, warm, rate, out)
     result = harness.measure("ramp", pattern, network(rate=rate), congestion=congestion)
-    k = int(warm)  # the pair's messages come after the warm-ups
-    start = result.real_sent[2, 0, k] - result.real_sent[1, 0, k]
-    return start, result.real[1, 0, k], start + result.real[2, 0, k]
+    first, second = ((*f, int(warm)) for f in flows(out))  # after the warm-ups
+    start = result.real_sent[second] - result.real_sent[first]
+    return start, result.real[first], start + result.real[second]
 
 
-def simulated(size: int, start: float, ramp: float, rate: str = "300Mbit/s") -> tuple[float, float]:
+def simulated(
+    size: int, start: float, ramp: float, rate: str = "300Mbit/s", out: bool = False
+) -> tuple[float, float]:
     """The ends of the two flows, simulated, the second starting at start (before the first
     where start < 0, as a real sender can), in seconds after the first's start."""
     env = simpy.Environment()
     fabric = Fabric(env, network(ramp, rate), ["worker"] * 3, np.random.default_rng(0), lambda m: 0)
     blob = torch.zeros(size, dtype=torch.uint8)
-    msgs = [Message(1, 0, "data", {"blob": blob}), Message(2, 0, "data", {"blob": blob})]
+    msgs = [Message(*flow, "data", {"blob": blob}) for flow in flows(out)]
     first = max(0.0, -start)
     for msg, at in zip(msgs, (first, first + start), strict=True):
         env.timeout(at).callbacks.append(lambda _, msg=msg: fabric.transmit(msg))
@@ -103,6 +116,7 @@ def main() -> int:
     parser.add_argument("--mb", type=float, default=6.65, help="S in MB (default: McMahan's)")
     parser.add_argument("--rate", default="300Mbit/s", help="the receiver's NIC")
     parser.add_argument("--warm", action="store_true", help="each sender sends S 1 s before")
+    parser.add_argument("--out", action="store_true", help="both flows out of node 0")
     parser.add_argument("--grid", default=",".join(map(str, GRID)), help="the T's fitted, s")
     harness.congestion_flag(parser)
     args = parser.parse_args()
@@ -118,7 +132,7 @@ def main() -> int:
     runs = {d: [] for d in offsets}
     for d in offsets:  # each run as it is measured: the second flow's start, each flow's end
         for _ in range(args.repeats):
-            runs[d].append(measured(size, d, args.rate, args.warm, congestion))
+            runs[d].append(measured(size, d, args.rate, args.warm, congestion, args.out))
             print(f"offset {d} s: " + ", ".join(f"{t:.4f}" for t in runs[d][-1]), flush=True)
     errors = {ramp: [] for ramp in grid}
     print(
@@ -127,7 +141,10 @@ def main() -> int:
     )
     for offset, rows in runs.items():
         start, first = np.mean([r[0] for r in rows]), np.mean([r[1] for r in rows])
-        ends = {t: np.mean([simulated(size, r[0], t, args.rate)[0] for r in rows]) for t in grid}
+        ends = {
+            t: np.mean([simulated(size, r[0], t, args.rate, args.out)[0] for r in rows])
+            for t in grid
+        }
         for t, end in ends.items():
             errors[t].append(end / first - 1)
         cells = " ".join(f"{end / first - 1:>+8.1%}" for end in ends.values())

@@ -74,6 +74,9 @@ def test_ramp_pairs_on_warm_connections_send_each_senders_warm_up_first():
     warm = ramp.pair(6, 0.1, warm=True).schedule
     assert warm[:2] == ((0.0, 1, 0, 6), (0.3, 2, 0, 6))
     assert warm[2:] == ((1.3, 1, 0, 6), (pytest.approx(1.4, abs=1e-12), 2, 0, 6))
+    out = ramp.pair(6, 0.1, warm=True, out=True).schedule  # both out of node 0's uplink
+    assert [(src, dst) for _, src, dst, _ in out] == [(0, 1), (0, 2)] * 2
+    assert ramp.simulated(10**6, 0.002, 0.0, out=True) == ramp.simulated(10**6, 0.002, 0.0)
     # 80 MB take 2.13 s alone at 300 Mbit/s: the warm-ups are through before the pair starts
     big = ramp.pair(80 * 10**6, 0.1, warm=True).schedule
     assert [t for t, *_ in big] == pytest.approx([0.0, 2.233333, 5.166667, 5.266667], rel=1e-6)
