@@ -147,8 +147,7 @@ class MaxMin:
         return self._next_id
 
     def more(self, flow: int, bits: float, on_end: Callable[[], None]):
-        """Queue bits behind the running flow's (a connection's next message): the flow moves
-        them next, with the weight and ramp it has reached, then calls on_end."""
+        """Queue bits behind a running flow's (a connection's next message), moved in turn."""
         self._queued.setdefault(flow, deque()).append((bits, on_end))
 
     def _double(self, links: tuple[int, ...], flow: int, left: int):
@@ -227,10 +226,11 @@ class MaxMin:
         on_end = [group.on_end.pop(i) for i in ids]
         if self._queued:  # flows with more queued go on with it
             for row, flow in zip(rows.tolist(), ids, strict=True):
-                if queued := self._queued.pop(flow, None):
+                if queued := self._queued.get(flow):
                     group.bits[row], group.on_end[flow] = queued.popleft()
-                    done[row], self._queued[flow] = False, queued
-            self._queued = {flow: queued for flow, queued in self._queued.items() if queued}
+                    done[row] = False
+                    if not queued:
+                        del self._queued[flow]
             rows = done.nonzero()[0]
         for link in group.links[:, rows].ravel().tolist():
             if link != NO_LINK:

@@ -116,7 +116,7 @@ class ResolvedNetwork:
     unfairness: float = 0.0  # sigma of the flows' log-weights under maxmin; 0: fair
     ramp: float = 0.0  # s for a new flow's weight to grow from 2^-RAMP_STEPS to 1; 0: none
     acks: float = 0.0  # share of a flow's rate its ACKs take of the links back; 0: none
-    connections: str = "message"  # maxmin: a flow per message, or per ("pair") busy sender-receiver
+    connections: str = "message"  # maxmin: a flow per message, or one per sender and receiver
 
     def edge(self, u: int, v: int) -> Edge:
         return self.edges.get((min(u, v), max(u, v)), self.default)

@@ -79,6 +79,16 @@ def congestion_error(name: str) -> str | None:
     return f"TCP congestion control {name!r} is not available in this kernel: use one of {listed}"
 
 
+def congestion_here() -> str | None:
+    """The congestion control this process's new TCP connections get (its namespace's); None
+    where the kernel does not say (not Linux)."""
+    try:
+        with open(_CONGESTION) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
 def congestion_in(namespace: str) -> str:
     """The congestion control new TCP connections get in namespace ("" for the root one)."""
     argv = ["cat", _CONGESTION]

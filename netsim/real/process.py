@@ -16,14 +16,13 @@ import resource
 import signal
 import time
 import traceback
-from pathlib import Path
 
 import torch
 
 from netsim import specfile
 from netsim.engine.execution import Steps
 from netsim.engine.population import SGD, zeros
-from netsim.real import frames
+from netsim.real import frames, netns
 from netsim.real.lives import Lives
 from netsim.real.node import RealNode
 from netsim.real.outages import Schedule
@@ -84,15 +83,6 @@ def main(connect: str, node: int, listen: str) -> int:
     return asyncio.run(_run(connect, node, listen))
 
 
-def congestion_control() -> str | None:
-    """The TCP congestion control this node's connections get (its network namespace's), for
-    config.json: under another one the same network moves bytes differently. None off Linux."""
-    try:
-        return Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip()
-    except OSError:
-        return None
-
-
 async def _run(connect: str, i: int, listen: str) -> int:
     host, port = connect.rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
@@ -115,7 +105,8 @@ async def _run(connect: str, i: int, listen: str) -> int:
         frames.send(writer, "error", i, f"{type(error).__name__}: {error}", text)
         await writer.drain()
         return 1
-    frames.send(writer, "ready", i, (listen_host, port), congestion_control())
+    # the TCP its connections get, for config.json: another moves bytes differently
+    frames.send(writer, "ready", i, (listen_host, port), netns.congestion_here())
     message = await frames.receive(reader)
     if message is None or message[0] != "start":
         return 1
