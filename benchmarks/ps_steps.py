@@ -6,8 +6,10 @@ of the same runs, at the McMahan CNN's size (6.65 MB a message) and at VGG-19's 
 Prints each run's step-time percentiles (p5, p50, p95; a worker's step time is the gap between
 the ends of its consecutive steps, so it includes waiting, as Cui's Table I counts it) measured
 and simulated, with max-min sharing ("sim"), with Network(unfairness="tcp") ("sim tcp"), with
-Network(ramp="tcp") ("sim ramp") and with that and acks="tcp" ("sim ramp acks"), and their
-errors, and draws the overlaid histograms.
+Network(ramp="tcp") ("sim ramp") and with that and acks="tcp" ("sim ramp acks"), and
+with those and the real server's update time ("sim update": Compute(update_time=...), the
+median of the real run's, see update_time()), and their errors, and draws the overlaid
+histograms.
 Per run it also prints how crowded the busiest node's links were (crowding(): how many other
 messages were on the link while a message was, on average, into the node and out of it): the
 server's workers taking turns give 0, four of them in lockstep 3.
@@ -75,6 +77,31 @@ MODELS = {
     "sim ramp": {"ramp": "tcp"},
     "sim ramp acks": {"ramp": "tcp", "acks": "tcp"},
 }
+# simulated after the real run, with its server's update time (update_time()) as
+# Compute(update_time=...)
+UPDATED = ("sim update", {"ramp": "tcp", "acks": "tcp"})
+
+
+def update_time(run_dir: Path) -> float:
+    """The median time the real server took per update: from a gradient's arrival, or from
+    its previous reply if that left later (the gradient waited), to the reply's departure.
+    It holds decoding the gradient, applying it and encoding the reply. 0 without a server."""
+    rows = read_csv(Path(run_dir) / "messages.csv", text=("kind", "reason"))
+    if not rows:
+        return 0.0
+    grads = np.flatnonzero((rows["kind"] == "grad") & np.isfinite(rows["t_arrive"]))
+    replies = np.flatnonzero(rows["kind"] == "params")
+    taken, busy = [], 0.0
+    for grad in grads[np.argsort(rows["t_arrive"][grads], kind="stable")]:
+        arrived = rows["t_arrive"][grad]
+        mine = replies[(rows["dst"][replies] == rows["src"][grad])]
+        later = rows["t_send"][mine][rows["t_send"][mine] >= arrived]
+        if not len(later):  # the run ended first
+            continue
+        start = max(arrived, busy)
+        busy = float(later.min())
+        taken.append(busy - start)
+    return float(np.median(taken)) if taken else 0.0
 
 
 def crowding(run_dir: Path) -> tuple[float, float]:
@@ -117,7 +144,16 @@ def measure(
                 [(a, 0) for a in addresses], bind=spaces.gateway, wrap=spaces.command
             )
             run(spec, out=out / "real", runtime="real", where=where, progress=False, plot=False)
-        labels = [*MODELS, "real"]
+        real_dir = out / "real" / spec.name / name
+        seconds = update_time(real_dir)
+        label, options = UPDATED
+        compute = spec.shared["compute"]
+        spec.shared["network"] = dataclasses.replace(fair, **options)
+        spec.shared["compute"] = dataclasses.replace(compute, update_time=seconds)
+        run(spec, out=out / label, progress=False, plot=False)
+        spec.shared["network"], spec.shared["compute"] = fair, compute
+        print(f"{spec.name} {name}: the real server's update time, median {seconds:.3f} s")
+        labels = [*MODELS, label, "real"]
         found[name] = {label: step_times(out / label / spec.name / name) for label in labels}
         crowded = {label: crowding(out / label / spec.name / name) for label in labels}
         print(
@@ -160,7 +196,7 @@ def main() -> int:
             }
             for label, values in q.items():
                 print(f"{model:<12} {name:<9} {label:>8} " + " ".join(f"{v:>8.3f}" for v in values))
-            for label in MODELS:
+            for label in [*MODELS, UPDATED[0]]:
                 row = "err" + label[3:]
                 error = np.array(q[label]) / np.array(q["real"]) - 1
                 print(f"{model:<12} {name:<9} {row:>8} " + " ".join(f"{e:>+8.1%}" for e in error))
@@ -182,6 +218,7 @@ def histograms(results, path: str) -> None:
         "sim tcp": ('simulated, unfairness="tcp"', "tab:green"),
         "sim ramp": ('simulated, ramp="tcp"', "tab:purple"),
         "sim ramp acks": ('simulated, ramp and acks "tcp"', "tab:red"),
+        "sim update": ("simulated, those and the server's update time", "black"),
     }
     for ax, ((model, name), times) in zip(axes[0], results.items(), strict=True):
         bins = np.linspace(0, max(v.max() for v in times.values()) * 1.05, 30)

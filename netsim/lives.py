@@ -53,7 +53,8 @@ class Lives:
         """Starts node's roles; returns the processes of those that drive the run."""
         driving = []
         for role in roles:
-            process = runtime.spawn(self.env, getattr(self.sim.algorithm, role)(node))
+            coro = getattr(self.sim.algorithm, role)(node)
+            process = runtime.spawn(self.env, coro, node.updating if node.update_seconds else None)
             self.processes[node.id].append(process)
             if role in hooks.drives(self.sim.algorithm):
                 driving.append(process)

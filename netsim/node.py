@@ -29,6 +29,9 @@ class Node(NodeState):
         self._env = sim.env
         self._slowdown = float(slowdown)
         self._sent: tuple | None = None  # (which rows at which version, their snapshot)
+        self.update_seconds = sim.compute.update_seconds(self._slowdown)  # of one apply()
+        self._update_end = 0.0  # when the node's latest update ends (apply)
+        self._life = 0  # times the node went offline: an update's sends die with it
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -76,9 +79,19 @@ class Node(NodeState):
         return (await self._compute(None, apply=False))[0]
 
     def apply(self, g: torch.Tensor) -> None:
-        """Applies a gradient with this node's optimizer (a server's update; no compute time)."""
+        """Applies a gradient with this node's optimizer (a server's update). The parameters
+        change now; with ``compute.update_time`` the node is then busy for that long (times
+        its slowdown and any Slow fault): its sends leave, its roles resume and its next step
+        starts when the update ends. Updates in a row queue up."""
         self.g.copy_(g)
         self._step()
+        if self.update_seconds:
+            seconds = self.update_seconds * self._sim.lives.slowdown(self.id)
+            self._update_end = max(self._update_end, self.now) + seconds
+
+    def updating(self) -> float:
+        """When the node's latest update ends (in the past once it has)."""
+        return self._update_end
 
     def optimizer_state(self) -> dict:
         """The optimizer's state of this node (its momentum buffer and whether it started),
@@ -98,6 +111,8 @@ class Node(NodeState):
         The step is submitted to the simulation's engine, which computes it together with the
         other steps in flight (see engine/execution.py); its result is taken at the step's end.
         """
+        if self._update_end > self.now:  # the step starts when the update ends
+            await self.sleep(self._update_end - self.now)
         sim, t_start = self._sim, self.now
         started = time.perf_counter()
         batch = self._data.next_batch()
@@ -128,7 +143,23 @@ class Node(NodeState):
     def send(self, dst: int, kind: str, **payload: Any):
         """Sends a message; tensors are snapshot at send. Returns an event fired on delivery."""
         snapshot = {k: self._snapshot(v) if torch.is_tensor(v) else v for k, v in payload.items()}
-        return self._sim.fabric.transmit(Message(self.id, dst, kind, snapshot))
+        message = Message(self.id, dst, kind, snapshot)
+        if self._update_end > self.now:  # it leaves when the update ends
+            return self._after_update(message)
+        return self._sim.fabric.transmit(message)
+
+    def _after_update(self, message: Message):
+        """Sends message when the node's update ends, unless the node went offline since
+        (then it is dropped, "offline"); the event is the send's."""
+        env, fabric, life = self._env, self._sim.fabric, self._life
+        sent = env.event()
+
+        def leave(_):
+            transfer = fabric.transmit(message, "" if life == self._life else "offline")
+            transfer.callbacks.append(lambda done: sent.succeed(done.value))
+
+        env.timeout(self._update_end - self.now).callbacks.append(leave)
+        return sent
 
     @staticmethod
     def ended(sent) -> Message | None:
@@ -176,6 +207,8 @@ class Node(NodeState):
         """The node went offline: what it held in memory, its mail and its waits, is gone."""
         self._mail.clear()
         self._waiting.clear()
+        self._life += 1
+        self._update_end = 0.0  # the update in progress is lost too
 
     def deliver(self, message: Message) -> None:
         """Called by the simulation when the network delivers a message to this node."""

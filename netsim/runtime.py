@@ -9,7 +9,7 @@ real asyncio transport later.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import simpy
@@ -30,8 +30,9 @@ class Await:
         return (yield self.event)
 
 
-def _drive(coro: Coroutine):
-    """The generator SimPy runs as a process: forwards events both ways until the role returns."""
+def _drive(coro: Coroutine, hold: Callable[[], float] | None = None):
+    """The generator SimPy runs as a process: forwards events both ways until the role returns.
+    ``hold``: the time before which the role may not resume (its node's update, node.apply)."""
     value: Any = None
     error: BaseException | None = None
     while True:
@@ -45,6 +46,8 @@ def _drive(coro: Coroutine):
         value = None  # hold nothing while waiting (a delivered model can be let go at once)
         try:
             value, error = (yield event), None
+            if hold is not None and (until := hold()) > event.env.now:  # the node is busy
+                yield event.env.timeout(until - event.env.now)
         except GeneratorExit:  # the process is discarded (the run ended): end the role quietly
             coro.close()
             raise
@@ -52,9 +55,12 @@ def _drive(coro: Coroutine):
             value, error = None, exc
 
 
-def spawn(env: simpy.Environment, coro: Coroutine) -> simpy.Process:
-    """Starts a role on the simulated clock; the returned process is itself an event."""
-    return env.process(_drive(coro))
+def spawn(
+    env: simpy.Environment, coro: Coroutine, hold: Callable[[], float] | None = None
+) -> simpy.Process:
+    """Starts a role on the simulated clock; the returned process is itself an event. With
+    ``hold``, each time the role would resume it waits first until ``hold()``, if later."""
+    return env.process(_drive(coro, hold))
 
 
 def kill(process: simpy.Process) -> None:

@@ -9,6 +9,11 @@ seconds = base x slowdown_i x jitter, where
   the workers, times any explicit per-node or per-role factor in ``slowdown``;
 - jitter is exp(N(0, jitter^2)) drawn per step from the node's seeded generator, as real machines
   never take exactly the same time twice.
+
+An update a node applies from what it received (``node.apply``: a parameter server's step, the
+averaged step of all-reduce, SGP's and AD-PSGD's) takes ``update_time`` x slowdown_i seconds,
+0 unless set (no jitter). The node does nothing else meanwhile: what it sends leaves when the
+update ends, and whatever its roles wait for is taken no earlier (see netsim/node.py).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class Compute:
     stragglers: float = 0.0
     straggler_factor: float = 1.0
     slowdown: Mapping[int | str, float] = field(default_factory=dict)
+    update_time: float | str = 0.0  # s a node's apply() takes (x its slowdown); 0: none
     # the field's old name, which read as the opposite of what it did: refused while users
     # move over (an InitVar, so it is not a setting and config.json never shows it)
     speed: InitVar[Mapping[int | str, float] | None] = None
@@ -73,6 +79,7 @@ class Compute:
         if self.step_time is not None and not parse_time(self.step_time, "compute.step_time") > 0:
             raise ComputeError(f"compute.step_time must be > 0, got {self.step_time!r}")
         parse_flops(self.device_flops)
+        parse_time(self.update_time, "compute.update_time")
         for name in ("jitter", "heterogeneity", "stragglers"):
             if not getattr(self, name) >= 0:
                 raise ComputeError(f"compute.{name} must be >= 0, got {getattr(self, name)!r}")
@@ -103,6 +110,10 @@ class Compute:
                 if key == i or key == role:
                     factors[i] *= factor
         return factors
+
+    def update_seconds(self, slowdown: float) -> float:
+        """Seconds of one update (``node.apply``) on a node of this slowdown."""
+        return parse_time(self.update_time) * slowdown
 
     def step_seconds(self, base: float, slowdown: float, rng: np.random.Generator, measured=None):
         """Seconds of one step; ``measured`` is the real wall time, used when calibrating."""

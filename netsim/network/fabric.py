@@ -106,15 +106,15 @@ class Fabric:
         if sigma > 0:  # a stream of its own: loss and noise draw what they draw without it
             self._weights = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
 
-    def transmit(self, msg: Message) -> simpy.Event:
-        """Start carrying msg; the returned event succeeds with msg, after on_done(msg) ran."""
+    def transmit(self, msg: Message, fault: str = "") -> simpy.Event:
+        """Start carrying msg; the returned event succeeds with msg, after on_done(msg) ran.
+        ``fault``: why msg is dropped at its sender anyway (e.g. "offline")."""
         env = self.env
         msg.t_send = env.now
         src, dst = msg.src, msg.dst
         edge = self._edges.get((src, dst), self.net.default) if self._edges else self.net.default
         lost = src != dst and edge.loss > 0 and self.rng.random() < edge.loss
-        fault = ""
-        if self.faults is not None and src != dst:
+        if not fault and self.faults is not None and src != dst:
             fault = self.faults.at_send(src, dst)
             lost = lost or (not fault and self.faults.bursts and self.faults.lost())
         # msg.size here, so that a payload that cannot be sent fails at the sender.

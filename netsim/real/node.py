@@ -8,6 +8,9 @@ The surface is the simulated node's (netsim/node.py), with these meanings:
   recorded as ``overrun`` in records.csv); with ``compute="real"`` it lasts what it takes.
   As in simulation, the update is applied at the step's end, so a role that sends ``node.x``
   during the step sends the parameters from before it.
+- ``apply``: the real update; with ``compute.update_time`` the node is then busy until that
+  time has passed since the update started, as in simulation (a longer real update is
+  recorded as ``overrun``).
 - ``send`` returns a future done, with the message, once the frame is written to the socket
   or dropped at the sender (the simulation's event fires at delivery, which a sender cannot
   observe for real).
@@ -36,6 +39,9 @@ class RealNode(NodeState):
         super().__init__(i, role, world.graph, data, world.work.node_rng(i), world.work)
         self._world = world
         self._slowdown = float(slowdown)
+        self.update_seconds = world.settings.compute.update_seconds(self._slowdown)
+        self._update_end = 0.0  # when the node's latest update ends (apply), on self.now
+        self._life = 0  # times the node went offline: an update's sends die with it
 
     @property
     def x(self) -> torch.Tensor:
@@ -69,8 +75,17 @@ class RealNode(NodeState):
         return await self._compute(None)
 
     def apply(self, g: torch.Tensor) -> None:
+        """The real update, then, with ``compute.update_time``, the node is busy until the
+        modelled time has passed since it started (as in simulation: sends leave and waits end
+        no earlier; a real update longer than the model is recorded as ``overrun``)."""
+        started = self.now
         self.g.copy_(g)
         self._step()
+        if self.update_seconds:
+            seconds = self.update_seconds * self._world.faults.slowdown(self.id, started)
+            if self.now - started > seconds:
+                self.record("overrun", self.now - started - seconds)
+            self._update_end = max(self._update_end, started) + seconds
 
     def optimizer_state(self) -> dict:
         """The optimizer's state of this node, as a message's fields (see netsim/node.py)."""
@@ -83,6 +98,7 @@ class RealNode(NodeState):
         self._world.optimizer.step(0, self._world.lr())
 
     async def _compute(self, prox) -> float:
+        await self._hold()  # a step starts when the node's update ends
         world, t_start = self._world, self.now
         batch = self._data.next_batch()
         started = time.perf_counter()
@@ -105,7 +121,41 @@ class RealNode(NodeState):
     # -- messages ----------------------------------------------------------------------
     def send(self, dst: int, kind: str, **payload: Any) -> asyncio.Future:
         snapshot = {k: v.detach().clone() if torch.is_tensor(v) else v for k, v in payload.items()}
-        return self._world.transport.send(Message(self.id, dst, kind, snapshot))
+        message = Message(self.id, dst, kind, snapshot)
+        if self._update_end > self.now:  # it leaves when the update ends
+            return self._after_update(message)
+        return self._world.transport.send(message)
+
+    def _after_update(self, message: Message) -> asyncio.Future:
+        """Sends message when the node's update ends, unless the node went offline since
+        (then it is dropped, "offline"); the future is the send's."""
+        loop, transport, life = asyncio.get_running_loop(), self._world.transport, self._life
+        sent = loop.create_future()
+
+        def leave():
+            done = transport.send(message, "" if life == self._life else "offline")
+            done.add_done_callback(lambda d: sent.done() or sent.set_result(d.result()))
+
+        loop.call_later(self._update_end - self.now, leave)
+        return sent
+
+    # -- the node's update: what it waits for ends no earlier ---------------------------
+    async def _hold(self) -> None:
+        while (wait := self._update_end - self.now) > 0:
+            await asyncio.sleep(wait)
+
+    def _held(self, future: asyncio.Future) -> asyncio.Future:
+        """future, or with an update time, a future done with its result when both it is and
+        the node's update (at that moment) has ended."""
+        if not self.update_seconds:
+            return future
+
+        async def after():
+            value = await future
+            await self._hold()
+            return value
+
+        return asyncio.ensure_future(after())
 
     @staticmethod
     def ended(sent: asyncio.Future) -> Message | None:
@@ -119,11 +169,11 @@ class RealNode(NodeState):
         future = loop.create_future()
         if self._mail[kind]:
             future.set_result(self._mail[kind].popleft())
-            return future
+            return self._held(future)
         self._waiting[kind].append(future)
         if timeout is not None:
             loop.call_later(max(0.0, timeout), self._give_up, kind, future)
-        return future
+        return self._held(future)
 
     def _give_up(self, kind: str, future: asyncio.Future) -> None:
         if not future.done():
@@ -135,6 +185,8 @@ class RealNode(NodeState):
         """The node went offline: what it held in memory, its mail and its waits, is gone."""
         self._mail.clear()
         self._waiting.clear()
+        self._life += 1
+        self._update_end = 0.0  # the update in progress is lost too
 
     def deliver(self, message: Message) -> None:
         waiting = self._waiting[message.kind]
@@ -147,18 +199,22 @@ class RealNode(NodeState):
 
     # -- time --------------------------------------------------------------------------
     def sleep(self, seconds: float) -> asyncio.Future:
-        return asyncio.ensure_future(asyncio.sleep(max(0.0, seconds)))
+        return self._held(asyncio.ensure_future(asyncio.sleep(max(0.0, seconds))))
 
     async def all_of(self, events) -> list:
-        return list(await asyncio.gather(*[asyncio.ensure_future(e) for e in events]))
+        values = list(await asyncio.gather(*[asyncio.ensure_future(e) for e in events]))
+        await self._hold()
+        return values
 
     async def any_of(self, events) -> tuple[int, Any]:
         futures = [asyncio.ensure_future(e) for e in events]
         done, _ = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
         index = next(i for i, f in enumerate(futures) if f in done)
+        await self._hold()
         return index, futures[index].result()
 
     async def wait(self, event, timeout: float | None = None):
         future = asyncio.ensure_future(event)
         done, _ = await asyncio.wait([future], timeout=timeout)
+        await self._hold()
         return future.result() if done else None

@@ -68,13 +68,14 @@ class Transport:
         self._report("arrived", msg.src, self.me, k, t_arrive)
         self._deliver(msg)
 
-    def send(self, msg: Message) -> asyncio.Future:
+    def send(self, msg: Message, fault: str = "") -> asyncio.Future:
         """Starts msg on its way; the future is done, with msg, once it is written or lost
-        (then msg.dropped and msg.drop_reason say why)."""
+        (then msg.dropped and msg.drop_reason say why). ``fault``: why msg is dropped at its
+        sender anyway (e.g. "offline")."""
         done = asyncio.get_running_loop().create_future()
         msg.t_send = self.now()
         edge = self.network.edge(msg.src, msg.dst)
-        if reason := self._dropped(msg, edge):
+        if reason := self._dropped(msg, edge) if not fault else fault:
             msg.dropped, msg.drop_reason = True, reason
             self._report(
                 "sent",

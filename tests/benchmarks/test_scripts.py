@@ -69,6 +69,26 @@ def test_crowding_counts_the_other_messages_on_a_messages_link_over_its_transfer
     assert ps_steps.crowding(tmp_path) == (0.0, 0.0)
 
 
+def test_update_time_is_the_servers_median_time_from_gradient_or_busy_to_reply(tmp_path):
+    # 1's gradient arrives at 1.0 and its reply leaves at 1.2; 2's arrived at 1.1, waited
+    # for that update, and its reply left at 1.5 (0.3); 1's next: 2.0 -> 2.1. Worker 3's
+    # gradient got no reply before the end; 4's was dropped.
+    (tmp_path / "messages.csv").write_text(
+        "src,dst,kind,bytes,data_bytes,t_send,t_arrive,dropped,reason\n"
+        "1,0,grad,10,10,0.5,1.0,0,\n"
+        "2,0,grad,10,10,0.6,1.1,0,\n"
+        "0,1,params,10,10,1.2,1.3,0,\n"
+        "0,2,params,10,10,1.5,1.6,0,\n"
+        "1,0,grad,10,10,1.9,2.0,0,\n"
+        "0,1,params,10,10,2.1,2.2,0,\n"
+        "3,0,grad,10,10,2.5,2.6,0,\n"
+        "4,0,grad,10,10,2.5,,1,loss\n"
+    )
+    assert ps_steps.update_time(tmp_path) == pytest.approx(0.2, rel=1e-12)  # of .2, .3, .1
+    (tmp_path / "messages.csv").write_text("src,dst,kind,bytes,data_bytes,t_send,t_arrive\n")
+    assert ps_steps.update_time(tmp_path) == 0.0
+
+
 def test_ramp_pairs_on_warm_connections_send_each_senders_warm_up_first():
     assert ramp.pair(6, 0.1).schedule == ((0.0, 1, 0, 6), (0.1, 2, 0, 6))
     warm = ramp.pair(6, 0.1, warm=True).schedule

@@ -199,3 +199,69 @@ def test_the_collector_is_frozen_during_a_run_and_left_as_it_was(simulate):
         assert gc.get_freeze_count() > 100_000  # not unfrozen (torch alone holds more)
     finally:
         gc.unfreeze()
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Node 0 applies two updates at t = 0 (0.5 s each with update_time): its sends, its
+    roles' waits and its next step wait for them; node 1 pings it at 0.3 s."""
+
+    needs_connected = False
+
+    def layout(self, graph):
+        return graph, [("worker", "listen"), ("worker",)]
+
+    def global_model(self, X, roles):
+        return X[0]
+
+    async def worker(self, node):
+        if node.id == 1:
+            await node.sleep(0.3)
+            node.send(0, "ping")
+            for kind in ("a", "b"):
+                if await node.recv(kind, timeout=2.0) is not None:
+                    node.record(f"got_{kind}", node.now)
+            return
+        if node.now > 0:  # back from a crash: nothing more to do
+            return
+        node.apply(torch.zeros_like(node.x))
+        node.send(1, "a")
+        node.apply(torch.zeros_like(node.x))
+        node.send(1, "b")
+        node.record("returned", node.now)  # apply itself takes no time
+        await node.sleep(0.2)
+        node.record("slept_until", node.now)
+        await node.train()
+
+    async def listen(self, node):
+        if await node.recv("ping", timeout=2.0) is not None:
+            node.record("ping_taken", node.now)
+
+
+def test_an_update_holds_the_nodes_sends_waits_and_next_step(simulate):
+    sim, summary = simulate(
+        Busy(), workers=2, steps=1, network=FAST,
+        compute=Compute(step_time=0.1, update_time="0.25s", slowdown={0: 2.0}),
+    )  # fmt: skip
+    rec = {name: v["mean"] for name, v in summary["records"].items()}
+    assert rec == {  # the network is near-instant: 1e15 bit/s
+        "returned": 0.0, "slept_until": 1.0, "ping_taken": 1.0,
+        "got_a": pytest.approx(0.5, abs=1e-9), "got_b": pytest.approx(1.0, abs=1e-9),
+    }  # fmt: skip
+    with open(sim.recorder.dir / "steps.csv") as handle:
+        step = next(row for row in csv.DictReader(handle) if row["node"] == "0")
+    assert (float(step["t_start"]), float(step["t_end"])) == (1.0, 1.2)  # x its slowdown 2
+
+
+def test_an_update_lost_to_a_crash_loses_what_it_was_to_send(simulate):
+    from netsim.faults import Crash
+
+    sim, summary = simulate(
+        Busy(), workers=2, steps=1, network=FAST, faults=[Crash(0, at=0.2, restart=0.1)],
+        compute=Compute(step_time=0.1, update_time="0.5s"),
+    )  # fmt: skip
+    with open(sim.recorder.dir / "messages.csv") as handle:
+        sent = {row["kind"]: row for row in csv.DictReader(handle) if row["src"] == "0"}
+    for kind, t in (("a", 0.5), ("b", 1.0)):  # sent when the update would have ended, back up
+        assert sent[kind]["reason"] == "offline" and float(sent[kind]["t_send"]) == t
+    assert "got_a" not in summary["records"]

@@ -78,6 +78,8 @@ RUNS = {
     "jitter": (SOLO, TWO, "compute", {"jitter": 0.2}),
     "calibrate": (SOLO, ONE, "compute", {"step_time": "100s", "calibrate": True}),
     "slowdown": (SOLO, TWO, "compute", {"slowdown": {1: 2.0, "worker": 3.0}}),
+    # the two workers' first gradients reach the server together: the second update queues
+    "update_time": (PS, TWO, "compute", {"update_time": "30ms", "slowdown": {"server": 2.0}}),
 }
 
 
@@ -281,6 +283,24 @@ def check_connections(run):  # a pair's messages go one after another, each alon
             # still on its way when the run ended: so is every later one
             assert arrived == pytest.approx(through, rel=1e-9) or np.isnan(arrived)
     assert waited >= 2 and (~np.isnan(m["t_arrive"])).sum() >= 4
+
+
+def check_update_time(run):  # the server (node 2) replies when each 60 ms update ends
+    m = messages(run)
+    grads = np.flatnonzero(m["dst"] == 2)
+    grads = grads[np.argsort(m["t_arrive"][grads], kind="stable")]
+    replies = np.flatnonzero(m["src"] == 2)
+    replies = replies[np.argsort(m["t_send"][replies], kind="stable")]
+    assert len(replies) == len(grads) >= 6
+    end, queued = 0.0, 0
+    for grad, reply in zip(grads, replies, strict=True):
+        queued += m["t_arrive"][grad] < end
+        end = max(end, m["t_arrive"][grad]) + 2 * 0.03
+        assert m["dst"][reply] == m["src"][grad]
+        assert m["t_send"][reply] == pytest.approx(end, rel=1e-12)
+    assert queued >= 1
+    steps = durations(run, 0)  # the workers' steps are the compute model's
+    assert steps == pytest.approx(np.full(len(steps), STEP), rel=1e-12)
 
 
 def check_noise(run):

@@ -171,6 +171,23 @@ def test_senders_apply_each_edges_latency_and_loss(tmp_path):
     assert config["tcp"] == [netns.congestion_in("")] * 4  # each node's TCP: the host's here
 
 
+def test_a_servers_update_time_holds_its_replies_as_in_simulation(tmp_path):
+    compute = Compute(step_time="0.05s", update_time="0.1s")
+    experiment = tiny("upd", Run("ps", AsyncPS(), workers=2, compute=compute))
+    run(experiment, out=tmp_path, runtime="real", progress=False, plot=False)
+    messages = rows(tmp_path / "upd/ps/messages.csv")
+    grads = sorted((float(m["t_arrive"]), m["src"]) for m in messages if m["kind"] == "grad")
+    replies = sorted((float(m["t_send"]), m["dst"]) for m in messages if m["kind"] == "params")
+    assert len(replies) == len(grads) == 12
+    end = 0.0  # each reply leaves 0.1 s after its update started: at its gradient, or after
+    for (arrived, worker), (sent, to) in zip(grads, replies, strict=True):  # the one before
+        assert to == worker and sent >= max(end, arrived) + 0.1 - 1e-3
+        assert sent <= max(end, arrived) + 0.1 + 0.25  # (a loaded machine's scheduling)
+        end = sent
+    records = rows(tmp_path / "upd/ps/records.csv")
+    assert not [r for r in records if r["name"] == "overrun"]  # a logistic update is quick
+
+
 def test_a_failing_role_stops_the_run_with_one_line_and_its_traceback(tmp_path):
     spec = tmp_path / "exp.py"
     spec.write_text(
