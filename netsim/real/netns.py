@@ -56,6 +56,8 @@ _GSO_MAX = 65536
 CONGESTION = "cubic"
 _AVAILABLE = "/proc/sys/net/ipv4/tcp_available_congestion_control"
 _CONGESTION = "/proc/sys/net/ipv4/tcp_congestion_control"  # per namespace
+# the ones a namespace other than the root one may take (host-wide)
+_ALLOWED = "/proc/sys/net/ipv4/tcp_allowed_congestion_control"
 
 
 class NamespaceError(RuntimeError):
@@ -156,6 +158,7 @@ class Namespaces:
         self.gateway = "10.77.255.254"
         self.addresses = [f"10.77.0.{i + 1}" for i in range(n)]
         self._made: list[tuple[str, ...]] = []
+        self._allowed: str | None = None  # the host's allowed list, while widened
 
     def __enter__(self) -> list[str]:
         # a SIGTERM (a batch scheduler, a plain kill) unwinds through __exit__ like Ctrl-C
@@ -192,6 +195,8 @@ class Namespaces:
                     f"another set of test namespaces is up ({self.gateway} on {device}): one "
                     f"set at a time; wait for it to end, or remove it with `ip link del {device}`"
                 )
+        if self.congestion is not None:
+            self._allow(self.congestion)
         _ip("link", "add", self.bridge, "type", "bridge")
         self._made.append(("link", "del", self.bridge))
         _ip("addr", "add", f"{self.gateway}/16", "dev", self.bridge)
@@ -213,11 +218,38 @@ class Namespaces:
             _shape(["ip", "netns", "exec", ns], inside, nic.up)  # what node i sends
             _shape([], outside, nic.down)  # what the bridge hands node i
 
+    def _allow(self, name: str) -> None:
+        """A namespace other than the root one may only take a congestion control the host
+        allows (net.ipv4.tcp_allowed_congestion_control; on some kernels cubic is not): name
+        is added to the list while the namespaces live, and the list is put back at close."""
+        with open(_ALLOWED) as handle:
+            allowed = handle.read().strip()
+        if name in allowed.split():
+            return
+        try:
+            with open(_ALLOWED, "w") as handle:
+                handle.write(f"{allowed} {name}")
+        except OSError as error:
+            raise NamespaceError(
+                f"TCP congestion control {name!r} is not allowed in namespaces here "
+                f"(net.ipv4.tcp_allowed_congestion_control: {allowed}) and could not be "
+                f"allowed ({error.strerror}): allow it, or ask for one of {allowed}"
+            ) from None
+        self._allowed = allowed
+
     def close(self) -> None:
-        """Removes everything made, newest first; never raises."""
+        """Removes everything made, newest first, and puts back the host's allowed
+        congestion controls if they were widened; never raises."""
         for args in reversed(self._made):
             subprocess.run(["ip", *args], capture_output=True)
         self._made.clear()
+        if self._allowed is not None:
+            try:
+                with open(_ALLOWED, "w") as handle:
+                    handle.write(self._allowed)
+            except OSError:
+                pass
+            self._allowed = None
 
 
 def _terminate(signum, frame):

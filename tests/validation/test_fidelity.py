@@ -18,6 +18,7 @@ at -7.7% and -11.8%).
 """
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -180,6 +181,23 @@ def test_each_namespace_gets_the_congestion_control_asked_not_the_hosts():
         assert [netns.congestion_in(f"nsccx{i}") for i in range(2)] == [host, host]
     assert netns.congestion_in("") == host  # the host's own untouched
     assert netns.CONGESTION == "cubic"
+
+
+def test_a_congestion_control_the_host_does_not_allow_in_namespaces_is_allowed_while_they_live():
+    # some kernels offer cubic but do not allow it outside the root namespace
+    path = Path("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
+    original = path.read_text().strip()
+    if netns.congestion_in("") == "reno":
+        pytest.skip("the host's own congestion control is reno: always allowed")
+    narrowed = " ".join(name for name in original.split() if name != "reno")
+    try:
+        path.write_text(narrowed)
+        with netns.Namespaces(["worker"], Network("100Mbit/s"), prefix="nsalx", congestion="reno"):
+            assert netns.congestion_in("nsalx0") == "reno"
+            assert "reno" in path.read_text().split()
+        assert path.read_text().split() == narrowed.split()  # as it was before
+    finally:
+        path.write_text(original)
 
 
 def test_a_congestion_control_the_kernel_lacks_is_refused_in_one_line_before_anything_is_made():
