@@ -134,6 +134,7 @@ NESTED = [
     "network.connections",
     *("compute.step_time", "compute.jitter", "compute.heterogeneity", "compute.stragglers"),
     *("compute.straggler_factor", "compute.slowdown", "compute.device_flops"),
+    "compute.update_time",
     *("p2p.algorithm.timeout", "p2p.algorithm.compress", "p2p.algorithm.peers"),
     *("gossip.algorithm.p", "gossip.algorithm.W", "algorithm.share", "p2p.lr", "one.workers"),
 ]

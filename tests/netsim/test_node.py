@@ -238,10 +238,15 @@ class Busy:
             node.record("ping_taken", node.now)
 
 
-def test_an_update_holds_the_nodes_sends_waits_and_next_step(simulate):
+@pytest.mark.parametrize("slow", ["slowdown", "fault"])
+def test_an_update_holds_the_nodes_sends_waits_and_next_step(simulate, slow):
+    from netsim.faults import Slow
+
+    # node 0 twice as slow, by its slowdown or by a Slow fault: updates of 0.5 s
+    slowdown, faults = ({0: 2.0}, []) if slow == "slowdown" else ({}, [Slow(0, 2.0, 0, 5)])
     sim, summary = simulate(
-        Busy(), workers=2, steps=1, network=FAST,
-        compute=Compute(step_time=0.1, update_time="0.25s", slowdown={0: 2.0}),
+        Busy(), workers=2, steps=1, network=FAST, faults=faults,
+        compute=Compute(step_time=0.1, update_time="0.25s", slowdown=slowdown),
     )  # fmt: skip
     rec = {name: v["mean"] for name, v in summary["records"].items()}
     assert rec == {  # the network is near-instant: 1e15 bit/s
