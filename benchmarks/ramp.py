@@ -15,13 +15,15 @@ node 2 at 0.3 s, the pair from 1.3 s; for a flow that takes a time a alone at th
 longer than 0.2 s, node 2 at a + 0.1 and the pair a + 0.8 later, so that the warm-ups are
 through), as a parameter server's workers push every step: the connections are then warm
 (their receive windows grown), and the newcomer gets its share sooner than on a new one.
+With --compete the two warm-ups start WARM_LAG apart whatever their length and share the
+link, as a parameter server's workers' pushes do, and the pair starts 0.8 s after both.
 
 Prints, per offset, the first flow's measured end (mean and range of the repeats) against
 max-min's and each T's on a grid, the mean absolute error per T, and the T with the least
 (netsim.network.spec's TCP_RAMP holds the value measured for docs/fidelity.md).
 
     sudo .venv/bin/python benchmarks/ramp.py [--repeats R] [--offsets 0.01,0.05,...] [--mb S]
-        [--rate 300Mbit/s] [--warm] [--grid 0,0.1,0.2,...] [--out]
+        [--rate 300Mbit/s] [--warm] [--compete] [--grid 0,0.1,0.2,...] [--out]
 
 With --out the two flows leave one sender instead (node 0, its uplink at --rate, to nodes 1
 and 2): a parameter server's replies meet on its own uplink, where the queue is the sender's.
@@ -63,16 +65,25 @@ def flows(out: bool = False) -> tuple[tuple[int, int], tuple[int, int]]:
     return ((0, 1), (0, 2)) if out else ((1, 0), (2, 0))
 
 
-def pair(size: int, offset: float, warm: bool = False, rate: str = "300Mbit/s", out=False):
+def pair(
+    size: int,
+    offset: float,
+    warm: bool = False,
+    rate: str = "300Mbit/s",
+    out=False,
+    compete=False,
+):
     """Node 1 sends node 0 size bytes at 0, node 2 the same at offset (out: node 0 sends them
     to 1 and 2); warm: both first send size bytes, the first at 0 and the second WARM_LAG
     later, and the pair starts WARM_IDLE after that (each stretched for a flow that takes
-    longer than 0.2 s alone: the module's note)."""
+    longer than 0.2 s alone: the module's note). compete: the warm-ups WARM_LAG apart
+    whatever their length, so that they share the link, and the pair once both are through."""
     alone = 8 * size / parse_rate(rate)
-    lag = max(WARM_LAG, alone + 0.1)
-    start = lag + max(WARM_IDLE, alone + 0.8) if warm else 0.0
+    lag = WARM_LAG if compete else max(WARM_LAG, alone + 0.1)
+    through = 2 * alone if compete else alone
+    start = lag + max(WARM_IDLE, through + 0.8) if warm or compete else 0.0
     first, second = flows(out)
-    ups = ((0.0, *first, size), (lag, *second, size)) if warm else ()
+    ups = ((0.0, *first, size), (lag, *second, size)) if warm or compete else ()
     return patterns.Transfers((*ups, (start, *first, size), (start + offset, *second, size)), 3)
 
 
@@ -83,10 +94,12 @@ def measured(
     warm: bool = False,
     congestion: str | None = netns.CONGESTION,
     out: bool = False,
+    compete: bool = False,
 ) -> tuple[float, float, float]:
     """One real run: (the second flow's measured start, the first's end, the second's end),
     each in seconds after the first flow's start."""
-    pattern = pair(size, offset, warm, rate, out)
+    warm = warm or compete
+    pattern = pair(size, offset, warm, rate, out, compete)
     result = harness.measure("ramp", pattern, network(rate=rate), congestion=congestion)
     first, second = ((*f, int(warm)) for f in flows(out))  # after the warm-ups
     start = result.real_sent[second] - result.real_sent[first]
@@ -117,6 +130,9 @@ def main() -> int:
     parser.add_argument("--rate", default="300Mbit/s", help="the receiver's NIC")
     parser.add_argument("--warm", action="store_true", help="each sender sends S 1 s before")
     parser.add_argument("--out", action="store_true", help="both flows out of node 0")
+    parser.add_argument(
+        "--compete", action="store_true", help="--warm, the warm-ups sharing the link"
+    )
     parser.add_argument("--grid", default=",".join(map(str, GRID)), help="the T's fitted, s")
     harness.congestion_flag(parser)
     args = parser.parse_args()
@@ -132,7 +148,8 @@ def main() -> int:
     runs = {d: [] for d in offsets}
     for d in offsets:  # each run as it is measured: the second flow's start, each flow's end
         for _ in range(args.repeats):
-            runs[d].append(measured(size, d, args.rate, args.warm, congestion, args.out))
+            found = measured(size, d, args.rate, args.warm, congestion, args.out, args.compete)
+            runs[d].append(found)
             print(f"offset {d} s: " + ", ".join(f"{t:.4f}" for t in runs[d][-1]), flush=True)
     errors = {ramp: [] for ramp in grid}
     print(

@@ -100,6 +100,9 @@ def test_ramp_pairs_on_warm_connections_send_each_senders_warm_up_first():
     # 80 MB take 2.13 s alone at 300 Mbit/s: the warm-ups are through before the pair starts
     big = ramp.pair(80 * 10**6, 0.1, warm=True).schedule
     assert [t for t, *_ in big] == pytest.approx([0.0, 2.233333, 5.166667, 5.266667], rel=1e-6)
+    # --compete: the warm-ups 0.3 s apart share the link; the pair 0.8 s after both are through
+    both = ramp.pair(80 * 10**6, 0.1, compete=True).schedule
+    assert [t for t, *_ in both] == pytest.approx([0.0, 0.3, 5.366667, 5.466667], rel=1e-6)
 
 
 def fidelity_settings(**given):
