@@ -75,3 +75,41 @@ def staggered(n: int, size: int, count: int, spread: float, seed: int = 0) -> Tr
         src, dst = rng.choice(n, size=2, replace=False)
         schedule.append((float(rng.uniform(0, spread)), int(src), int(dst), size))
     return Transfers(tuple(sorted(schedule)), n)
+
+
+@dataclass(frozen=True)
+class Served:
+    """The parameter-server pattern without training: each worker (nodes 1..workers) waits
+    its emulated compute (``compute`` seconds x exp(N(0, jitter^2)), from its seeded
+    generator), pushes ``size`` bytes to the server (node 0) and waits for the server's
+    reply of ``size`` bytes, ``rounds`` times; the server replies to each push as it has it.
+    Unlike a schedule it runs closed-loop: when a worker sends depends on when its reply
+    came, so the two runtimes' timings are compared, not replayed."""
+
+    workers: int
+    size: int
+    rounds: int
+    compute: float = 0.58
+    jitter: float = 0.02
+    needs_connected: ClassVar[bool] = False
+    sends: ClassVar[dict[str, str]] = {"data": "a push or a reply of the pattern's size"}
+    records: ClassVar[dict[str, str]] = {}
+
+    @property
+    def nodes(self) -> int:
+        return self.workers + 1
+
+    def layout(self, graph):
+        return ops.solo(nx.complete_graph(self.nodes))
+
+    async def worker(self, node):
+        blob = torch.zeros(self.size, dtype=torch.uint8)
+        if node.id == 0:
+            for _ in range(self.workers * self.rounds):
+                push = await node.recv("data")
+                node.send(push.src, "data", blob=blob)
+            return
+        for _ in range(self.rounds):
+            await node.sleep(self.compute * float(np.exp(node.rng.normal(0.0, self.jitter))))
+            node.send(0, "data", blob=blob)
+            await node.recv("data")

@@ -14,6 +14,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import fidelity  # noqa: E402
 import ps_steps  # noqa: E402
 import ramp  # noqa: E402
+import served  # noqa: E402
 import unfairness  # noqa: E402
 
 
@@ -87,6 +88,23 @@ def test_update_time_is_the_servers_median_time_from_gradient_or_busy_to_reply(t
     assert ps_steps.update_time(tmp_path) == pytest.approx(0.2, rel=1e-12)  # of .2, .3, .1
     (tmp_path / "messages.csv").write_text("src,dst,kind,bytes,data_bytes,t_send,t_arrive\n")
     assert ps_steps.update_time(tmp_path) == 0.0
+
+
+def test_served_runs_closed_loop_compute_then_push_then_reply(tmp_path):
+    # one worker, no jitter: each step is 0.58 s, then its push and the server's reply, each
+    # alone at the server's 300 Mbit/s x TCP's goodput
+    pattern = served.patterns.Served(1, 10**6, 4, jitter=0.0)
+    run_dir = served.simulate(pattern, served.MODELS['ramp "tcp"'], 0, tmp_path)
+    found = served.steps(run_dir)
+    rows = served.read_csv(run_dir / "messages.csv", text=("kind", "reason"))
+    assert len(rows["src"]) == 8 and set(rows["bytes"].tolist()) == {rows["bytes"][0]}
+    alone = 8 * rows["bytes"][0] / (300e6 * 1448 / 1514)
+    assert found.shape == (1, 3)
+    assert found == pytest.approx(np.full((1, 3), 0.58 + 2 * alone), rel=1e-9)
+    assert served.transfers(run_dir) == pytest.approx((alone, alone), rel=1e-9)
+    # two workers start in lockstep: their first pushes share the server's link
+    two = served.steps(served.simulate(served.patterns.Served(2, 10**6, 4), {}, 0, tmp_path / "2"))
+    assert two.shape == (2, 3) and (two > 0.58 * 0.9).all()
 
 
 def test_ramp_pairs_on_warm_connections_send_each_senders_warm_up_first():

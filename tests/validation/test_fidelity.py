@@ -90,6 +90,20 @@ def test_all_to_all_of_8_at_25_mbit_s_with_acks(tmp_path):
     assert len(result.real) == 56
 
 
+def test_the_served_pattern_runs_for_real_closed_loop(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import served
+
+    pattern = patterns.Served(2, MB, 3)
+    run_dir = served.measure(pattern, 0, tmp_path, netns.CONGESTION)
+    steps = served.steps(run_dir)  # each at least its emulated compute and two transfers
+    assert steps.shape == (2, 2) and (steps > 0.58 * 0.9 + 2 * 8 * MB / 300e6).all()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["runtime"] == "real" and config["tcp"] == ["cubic"] * 3
+
+
 def test_a_failed_measurement_is_retried_and_reported(tmp_path, monkeypatch):
     """Always slower than simulated: TRIES tries, then one line naming each of them."""
     calls = []
