@@ -43,7 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from netsim import data, run  # noqa: E402
-from netsim.real import hosts, netns  # noqa: E402
+from netsim.real import netns  # noqa: E402
 from netsim.results.read import read_csv, step_times  # noqa: E402
 from netsim.runner import check  # noqa: E402
 from netsim.specfile import load  # noqa: E402
@@ -138,12 +138,7 @@ def measure(
     found = {}
     for (name, settings), (_, roles) in zip(runs, checked, strict=True):
         spec.select([name])
-        spaces = netns.Namespaces(roles, settings.network, congestion=congestion)
-        with spaces as addresses:
-            where = hosts.Placement(
-                [(a, 0) for a in addresses], bind=spaces.gateway, wrap=spaces.command
-            )
-            run(spec, out=out / "real", runtime="real", where=where, progress=False, plot=False)
+        harness.in_namespaces(spec, out / "real", roles, settings.network, congestion)
         real_dir = out / "real" / spec.name / name
         seconds = update_time(real_dir)
         label, options = UPDATED

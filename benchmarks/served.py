@@ -32,7 +32,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from netsim import Network, run  # noqa: E402
-from netsim.real import hosts, netns  # noqa: E402
 from netsim.results.read import read_csv  # noqa: E402
 from validation import harness, patterns  # noqa: E402
 
@@ -82,12 +81,7 @@ def simulate(pattern: patterns.Served, options: dict, seed: int, out: Path) -> P
 def measure(pattern: patterns.Served, seed: int, out: Path, congestion: str | None) -> Path:
     spec = harness.experiment("served", pattern, network())
     spec.shared["seed"] = seed
-    spaces = netns.Namespaces(["worker"] * pattern.nodes, network(), congestion=congestion)
-    with spaces as addresses:
-        where = hosts.Placement(
-            [(a, 0) for a in addresses], bind=spaces.gateway, wrap=spaces.command
-        )
-        run(spec, out=out, runtime="real", where=where, progress=False, plot=False)
+    harness.in_namespaces(spec, out, ["worker"] * pattern.nodes, network(), congestion)
     return out / "served" / "served"
 
 

@@ -72,13 +72,8 @@ def measure(
     run's TCP under the congestion control `congestion` (None: the host's)."""
     out = Path(out or tempfile.mkdtemp(prefix="fidelity-"))
     spec = experiment(name, pattern, network)
-    spaces = netns.Namespaces(["worker"] * pattern.nodes, network, congestion=congestion)
-    with spaces as addresses:
-        where = hosts.Placement(
-            [(a, 0) for a in addresses], bind=spaces.gateway, wrap=spaces.command
-        )
-        with CpuSampler() as cpu:
-            run(spec, out=out / "real", runtime="real", where=where, progress=False, plot=False)
+    with CpuSampler() as cpu:
+        in_namespaces(spec, out / "real", ["worker"] * pattern.nodes, network, congestion)
     real_csv = out / "real" / name / name / "messages.csv"
     replayed = experiment(name, replay(pattern, real_csv), network)
     run(replayed, out=out / "sim", progress=False, plot=False)
@@ -89,6 +84,20 @@ def measure(
     first = t0 + float(rows[0]["t_send"])
     busy, stolen = cpu.shares(first, first + real_last)
     return Result(name, sim, real, sim_last, real_last, sends(real_csv), busy, stolen)
+
+
+def in_namespaces(
+    spec, out: Path, roles: list[str], network: Network, congestion: str | None
+) -> None:
+    """Runs spec on the real runtime, one network namespace per node (the NICs of network
+    for the nodes of these roles; TCP under the congestion control `congestion`, None: the
+    host's), results under out; the namespaces are gone afterwards."""
+    spaces = netns.Namespaces(roles, network, congestion=congestion)
+    with spaces as addresses:
+        where = hosts.Placement(
+            [(a, 0) for a in addresses], bind=spaces.gateway, wrap=spaces.command
+        )
+        run(spec, out=out, runtime="real", where=where, progress=False, plot=False)
 
 
 def congestion_flag(parser) -> None:
