@@ -182,7 +182,7 @@ def test_a_servers_update_time_holds_its_replies_as_in_simulation(tmp_path):
     end = 0.0  # each reply leaves 0.1 s after its update started: at its gradient, or after
     for (arrived, worker), (sent, to) in zip(grads, replies, strict=True):  # the one before
         assert to == worker and sent >= max(end, arrived) + 0.1 - 1e-3
-        assert sent <= max(end, arrived) + 0.1 + 0.25  # (a loaded machine's scheduling)
+        assert sent <= max(end, arrived) + 0.1 + 1.0  # (a loaded machine's scheduling)
         end = sent
     records = rows(tmp_path / "upd/ps/records.csv")
     assert not [r for r in records if r["name"] == "overrun"]  # a logistic update is quick
