@@ -66,9 +66,8 @@ def transfers(run_dir: Path) -> tuple[float, float]:
     m = read_csv(Path(run_dir) / "messages.csv", text=("kind", "reason"))
     took = m["t_arrive"] - m["t_send"]
     done = np.isfinite(took)
-    return float(np.median(took[done & (m["dst"] == 0)])), float(
-        np.median(took[done & (m["src"] == 0)])
-    )
+    push, reply = done & (m["dst"] == 0), done & (m["src"] == 0)
+    return float(np.median(took[push])), float(np.median(took[reply]))
 
 
 def simulate(pattern: patterns.Served, options: dict, seed: int, out: Path) -> Path:

@@ -111,7 +111,7 @@ class Node(NodeState):
         The step is submitted to the simulation's engine, which computes it together with the
         other steps in flight (see engine/execution.py); its result is taken at the step's end.
         """
-        if self._update_end > self.now:  # the step starts when the update ends
+        if self._update_end and self._update_end > self.now:  # starts when the update ends
             await self.sleep(self._update_end - self.now)
         sim, t_start = self._sim, self.now
         started = time.perf_counter()
@@ -144,7 +144,7 @@ class Node(NodeState):
         """Sends a message; tensors are snapshot at send. Returns an event fired on delivery."""
         snapshot = {k: self._snapshot(v) if torch.is_tensor(v) else v for k, v in payload.items()}
         message = Message(self.id, dst, kind, snapshot)
-        if self._update_end > self.now:  # it leaves when the update ends
+        if self._update_end and self._update_end > self.now:  # leaves when the update ends
             return self._after_update(message)
         return self._sim.fabric.transmit(message)
 
