@@ -97,6 +97,7 @@ class Fabric:
             weighted=sigma > 0,
             ramp=(self.net.ramp, RAMP_STEPS),
             acks=self.net.acks,  # a flow's links back follow its links out
+            together=self.net.ramp if self.net.unfairness_among == "together" else None,
         )
         self._edge_width = width == 3
         # connections="pair": (src, dst) -> [its flow's id, messages on it not through yet]

@@ -10,7 +10,10 @@ never falls while flows elsewhere freeze below it, so a local bottleneck stays o
 (Network.unfairness): what rises is a link's spare capacity per unit of its unfrozen flows'
 weight, and a flow's rate is its weight times that at its bottleneck. With a ramp (T, k), a
 flow's weight starts at 2^-k of the one it is given and doubles every T / k seconds, each
-doubling a reshare of its group (Network.ramp).
+doubling a reshare of its group (Network.ramp). With ``together`` = W (Network.unfairness_among
+= "together"), a flow's weight counts only once it races: it starts within W seconds of another
+running flow on one of its links out, and then both race (so do flows joining them within W of
+their start); a flow that starts alone, or only behind flows older than W, keeps weight 1.
 
 ACKs (Network.acks = a): a flow's column of link ids holds its links out, then its links back,
 and a flow of rate r sends a r of ACKs over the links back. ACKs go first (as a host's qdisc
@@ -106,6 +109,7 @@ class MaxMin:
         weighted: bool = False,
         ramp: tuple[float, int] = (0.0, 0),
         acks: float = 0.0,
+        together: float | None = None,
     ):
         self.env, self.weighted = env, weighted or ramp[0] > 0
         # with ACKs, a flow's link ids are its width links out, then its width links back
@@ -118,6 +122,10 @@ class MaxMin:
         self._queued: dict[int, deque] = {}  # flow id: (bits, on_end) queued behind it, by more
         self._dirty: dict[_Group, None] = {}  # groups whose flows changed at this instant
         self._next_id = 0
+        # together = W: weights count only among flows that start within W s of one another
+        self._together = together
+        # flow id: [its start, its links, its links out, its weight while it has not raced]
+        self._young: dict[int, list] = {}
 
     def start(
         self, links: tuple[int, ...], bits: float, on_end: Callable[[], None], weight: float = 1.0
@@ -138,6 +146,8 @@ class MaxMin:
             if link != NO_LINK:
                 self._group[link] = group
         self._next_id += 1
+        if self._together is not None:
+            weight = self._race(links, self._next_id, weight)
         if self._ramp_steps:
             weight *= 0.5**self._ramp_steps
             self._double(links, self._next_id, self._ramp_steps)
@@ -150,23 +160,49 @@ class MaxMin:
         """Queue bits behind a running flow's (a connection's next message), moved in turn."""
         self._queued.setdefault(flow, deque()).append((bits, on_end))
 
+    def _race(self, links: tuple[int, ...], flow: int, weight: float) -> float:
+        """The weight a new flow starts with under ``together``: its own if it races a flow
+        younger than W on one of its links out (whose own weight then counts too), else 1."""
+        now, out = self.env.now, {link for link in links[: self.out] if link != NO_LINK}
+        rivals = []
+        for other, (born, its_links, its_out, _) in list(self._young.items()):
+            if now - born > self._together or not self._running(its_links, other):
+                del self._young[other]
+            elif its_out & out:
+                rivals.append(other)
+        self._young[flow] = [now, links, out, None if rivals else weight]
+        for other in rivals:
+            young = self._young[other]
+            if young[3] is not None:  # its first race: its weight counts from now on
+                self._scale(young[1], other, young[3])
+                young[3] = None
+        return weight if rivals else 1.0
+
+    def _running(self, links: tuple[int, ...], flow: int) -> bool:
+        group = self._group[next(link for link in links if link != NO_LINK)]
+        return group is not None and flow in group.on_end
+
+    def _scale(self, links: tuple[int, ...], flow: int, factor: float) -> bool:
+        """Multiply a running flow's weight by factor (a reshare); False if it ended."""
+        if not self._running(links, flow):
+            return False
+        group = self._group[next(link for link in links if link != NO_LINK)]
+        for i, new in enumerate(group.new):
+            if new[2] == flow:
+                group.new[i] = (*new[:3], factor * new[3])
+                break
+        else:
+            group.weight[np.flatnonzero(group.ids == flow)] *= factor
+        self._changed(group)
+        return True
+
     def _double(self, links: tuple[int, ...], flow: int, left: int):
         """In one ramp step, double the weight of the flow (if it still runs), left times."""
         wake = self.env.timeout(self._ramp_step)
         wake.callbacks.append(lambda _: self._doubled(links, flow, left))
 
     def _doubled(self, links: tuple[int, ...], flow: int, left: int):
-        group = self._group[next(link for link in links if link != NO_LINK)]
-        if group is None or flow not in group.on_end:
-            return  # ended
-        for i, new in enumerate(group.new):
-            if new[2] == flow:
-                group.new[i] = (*new[:3], 2 * new[3])
-                break
-        else:
-            group.weight[np.flatnonzero(group.ids == flow)] *= 2
-        self._changed(group)
-        if left > 1:
+        if self._scale(links, flow, 2.0) and left > 1:
             self._double(links, flow, left - 1)
 
     def _merge(self, source: _Group, target: _Group):

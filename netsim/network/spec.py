@@ -16,7 +16,13 @@ the sender's uplink, the edge (if it has a capacity) and the receiver's downlink
 Under "maxmin", ``unfairness`` = sigma > 0 gives each message a weight exp(N(0, sigma^2)),
 drawn when its flow starts from a stream of the run's seed, and shares capacity by weighted
 max-min: TCP flows through one bottleneck do not split it evenly, one runs ahead while the
-others wait, which max-min's common end hides (docs/fidelity.md measures it: "tcp").
+others wait, which max-min's common end hides (docs/fidelity.md measures it: "tcp"). With
+``unfairness_among`` = "together" a message's weight counts only among flows that start
+together: within ``ramp`` seconds (the same instant without a ramp) of another running flow on
+its sender's uplink or receiver's downlink, and then the other's weight counts too; a flow that
+starts alone, or behind flows older than that, keeps weight 1. Under Cubic the flows that race
+each other's slow start split a link unevenly and a newcomer behind established flows ramps in
+behind them (docs/fidelity.md, "Unevenness among flows that start together").
 Under "maxmin", ``ramp`` = T > 0 makes a flow's weight start at 2^-RAMP_STEPS and double every
 T / RAMP_STEPS seconds until it is 1: a TCP flow that starts while another crosses its link
 gets little of it at first (slow start against a full window), so of two flows a few tens of
@@ -51,6 +57,7 @@ from netsim.units import UnitError, parse_bytes, parse_rate, parse_time
 
 _SHARINGS = ("maxmin", "fifo")
 _CONNECTIONS = ("message", "pair")
+_AMONG = ("all", "together")
 _NODE_KEYS = ("bandwidth", "up", "down", "queue")
 _EDGE_KEYS = ("latency", "bandwidth", "loss", "noise")
 _GOODPUT = (lambda g: 0 < g <= 1, "in (0, 1], e.g. 0.956, or 'tcp'")
@@ -117,6 +124,7 @@ class ResolvedNetwork:
     ramp: float = 0.0  # s for a new flow's weight to grow from 2^-RAMP_STEPS to 1; 0: none
     acks: float = 0.0  # share of a flow's rate its ACKs take of the links back; 0: none
     connections: str = "message"  # maxmin: a flow per message, or one per sender and receiver
+    unfairness_among: str = "all"  # whose weights count: every flow's, or racing flows' only
 
     def edge(self, u: int, v: int) -> Edge:
         return self.edges.get((min(u, v), max(u, v)), self.default)
@@ -138,6 +146,7 @@ class Network:
     sharing: str = "maxmin"  # or "fifo"
     goodput: float | str = 1.0  # scales every capacity; "tcp": TCP_GOODPUT (1448/1514)
     unfairness: float | str = 0.0  # maxmin: sigma of flows' log-weights; "tcp": TCP_UNFAIRNESS
+    unfairness_among: str = "all"  # maxmin: "all" flows, or flows that start "together"
     ramp: float | str = 0.0  # maxmin: s for a new flow to reach its full weight; "tcp": TCP_RAMP
     acks: float | str = 0.0  # maxmin: share of a flow's rate taken on the links back; "tcp"
     connections: str = "message"  # maxmin: "message" (a flow each) or "pair" (one connection)
@@ -162,6 +171,15 @@ class Network:
             raise NetworkError(
                 f"Network.unfairness = {self.unfairness!r} weights max-min sharing: use "
                 f"sharing='maxmin', or unfairness=0 with sharing={self.sharing!r}"
+            )
+        if self.unfairness_among not in _AMONG:
+            raise NetworkError(
+                f"Network.unfairness_among = {self.unfairness_among!r}: use one of {_AMONG}"
+            )
+        if self.unfairness_among != "all" and not unfair:
+            raise NetworkError(
+                f"Network.unfairness_among = {self.unfairness_among!r} says which flows "
+                "Network.unfairness weights: set unfairness > 0 (e.g. 'tcp'), or leave it 'all'"
             )
         ramp = TCP_RAMP if self.ramp == "tcp" else _unit(parse_time, "Network.ramp", self.ramp)
         if ramp and self.sharing != "maxmin":
@@ -218,7 +236,15 @@ class Network:
                 raise NetworkError(f"{where}: given twice, as (u, v) and (v, u); give it once")
             edges[uv] = replace(default, **parsed)
         return ResolvedNetwork(
-            self.sharing, tuple(nics), default, edges, unfair, ramp, acks, self.connections
+            self.sharing,
+            tuple(nics),
+            default,
+            edges,
+            unfair,
+            ramp,
+            acks,
+            self.connections,
+            self.unfairness_among,
         )
 
 

@@ -129,6 +129,7 @@ NESTED = [
     *("network.bandwidth", "network.latency", "network.loss", "network.noise", "network.queue"),
     *("network.sharing", "network.goodput", "network.nodes", "network.edges"),
     "network.unfairness",
+    "network.unfairness_among",
     "network.ramp",
     "network.acks",
     "network.connections",

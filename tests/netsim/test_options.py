@@ -50,6 +50,13 @@ RUNS = {
         "network",
         {"ramp": "1.5ms"},
     ),
+    # worker 1's gradient starts 50 us after worker 0's: without a ramp they do not race
+    "unfairness_among": (
+        PS,
+        {"workers": 2, "compute": Compute(step_time=STEP, slowdown={1: 1.0005})},
+        "network",
+        {"unfairness": "tcp", "unfairness_among": "together"},
+    ),
     # the two workers pull from each other at once: every message meets its mirror image
     "acks": (PULL, TWO, "network", {"acks": 0.5}),
     # each worker pushes its model to the other every step, faster than a model goes through
@@ -242,6 +249,16 @@ def check_unfairness(run):  # weighted by exp(N(0, sigma^2)) from the run's own 
     )
     first = STEP + alone * weights.sum() / weights.max()
     assert arrivals == pytest.approx([first, STEP + 2 * alone], rel=1e-9)
+
+
+def check_unfairness_among(run):  # the two flows did not start together: even shares
+    m = messages(run)
+    grads = np.flatnonzero(m["kind"] == "grad")[:2]
+    (start, later), (end, last) = m["t_send"][grads], m["t_arrive"][grads]
+    d, alone = later - start, 8 * m["bytes"][grads[0]] / 1e9
+    assert start == STEP and d == pytest.approx(STEP * 0.0005)
+    # worker 0 alone for d, then half the link: ends at 2 alone - d, whatever it drew
+    assert (end, last) == (pytest.approx(start + 2 * alone - d), pytest.approx(start + 2 * alone))
 
 
 def check_ramp(run):  # weights 1/32 doubling every 0.3 ms: worker 0's flow is older by d

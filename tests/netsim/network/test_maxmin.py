@@ -178,3 +178,56 @@ def test_weighted_flows_through_one_link_end_in_weight_order_and_the_link_never_
     # 6 units of weight: c at 6/12 per s ends at 2 s (a and b moved 4 and 8 bits by then);
     # b then at 2/3 of 12 ends at 2 + 4/8 = 2.5 s; a has moved 6, ends at 2.5 + 6/12 = 3 s
     assert ends == pytest.approx({"c": 2.0, "b": 2.5, "a": 3.0}, rel=1e-12)
+
+
+def _ends(starts, together, ramp=(0.0, 0)):
+    """Flows of 30 bits through one 10 bit/s link: {name: end}, from (name, start, weight)."""
+    env = simpy.Environment()
+    sharing = MaxMin(env, [math.inf, 10.0], width=1, weighted=True, ramp=ramp, together=together)
+    ends = {}
+
+    def start(name, at, weight, bits):
+        yield env.timeout(at)
+        sharing.start((1,), bits, lambda: ends.setdefault(name, env.now), weight)
+
+    for name, at, weight, *bits in starts:
+        env.process(start(name, at, weight, bits[0] if bits else 30.0))
+    env.run()
+    return ends
+
+
+def test_together_weights_count_only_among_flows_that_start_within_the_window():
+    # b starts 0.25 s after a, within 0.5 s: they race, 3:1, from then on. a moved 2.5 bits
+    # alone, then at 7.5 bit/s ends at 0.25 + 27.5 / 7.5; b ends when the link has moved 60
+    assert _ends([("a", 0, 3.0), ("b", 0.25, 1.0)], 0.5) == pytest.approx(
+        {"a": 0.25 + 27.5 / 7.5, "b": 6.0}, rel=1e-12
+    )
+    # b starts 1 s after a, which is no longer young: even shares whatever b drew (a: 10 bits
+    # alone, then 20 at 5 bit/s)
+    assert _ends([("a", 0, 3.0), ("b", 1.0, 3.0)], 0.5) == pytest.approx(
+        {"a": 5.0, "b": 6.0}, rel=1e-12
+    )
+    # a ended before b started: b starts alone and keeps weight 1 when c comes 0.8 s later
+    # (b: 8 bits alone, then 12 at 5 bit/s; c: 20 bits, 12 at 5 and 8 alone)
+    ends = _ends([("a", 0, 5.0, 1.0), ("b", 0.2, 3.0, 20.0), ("c", 1.0, 1.0, 20.0)], 0.5)
+    assert ends == pytest.approx({"a": 0.1, "b": 3.4, "c": 4.2}, rel=1e-12)
+
+
+def test_together_without_a_window_races_only_flows_that_start_at_the_same_instant():
+    # a and b start together and split 3:1 (a: 30 bits at 7.5 bit/s); c 1 ms later does not
+    # race them: its weight 1 against their 3 and 1
+    ends = _ends([("a", 0, 3.0), ("b", 0, 1.0), ("c", 1e-3, 9.0, 1.0)], 0.0)
+    a_rate, c_rate = 10 * 3 / 5, 10 * 1 / 5  # from 1 ms until c ends
+    moved = 7.5e-3 + (1.0 / c_rate) * a_rate
+    assert ends["c"] == pytest.approx(1e-3 + 1.0 / c_rate, rel=1e-12)
+    assert ends["a"] == pytest.approx(ends["c"] + (30 - moved) / 7.5, rel=1e-12)
+    assert ends["b"] == pytest.approx(6.1, rel=1e-12)
+
+
+def test_a_racing_flows_weight_multiplies_its_ramp():
+    # ramp (0.5 s, one doubling): a flow starts at half its weight. a (drew 3) starts alone at
+    # weight 1/2; b (drew 1) joins at 0.25 s: a 3/2 against b 1/2 until a doubles at 0.5 s
+    # (3 : 1/2), then b doubles at 0.75 s (3 : 1)
+    ends = _ends([("a", 0, 3.0), ("b", 0.25, 1.0)], 0.5, ramp=(0.5, 1))
+    moved = 2.5 + 0.25 * 7.5 + 0.25 * 10 * 3 / 3.5
+    assert ends == pytest.approx({"a": 0.75 + (30 - moved) / 7.5, "b": 6.0}, rel=1e-12)

@@ -438,6 +438,8 @@ def test_transmit_returns_an_event_that_fires_after_on_done():
         {"unfairness": float("inf")},
         {"unfairness": "fair"},
         {"unfairness": 0.5, "sharing": "fifo"},
+        {"unfairness": 0.5, "unfairness_among": "racing"},
+        {"unfairness_among": "together"},
     ],
 )
 def test_bad_network_raises_one_line(spec):
@@ -514,6 +516,22 @@ def test_unfairness_is_seeded_and_tcp_names_the_measured_value():
     assert fan_in(Network("100Mbit/s", unfairness="tcp"), 8) == fan_in(
         Network("100Mbit/s", unfairness=TCP_UNFAIRNESS), 8
     )
+
+
+def test_together_weighs_a_fan_in_sent_at_once_as_all_does_and_leaves_lone_flows_fair():
+    together = {"unfairness": 0.5, "unfairness_among": "together"}
+    for seed in (0, 1):
+        assert fan_in(Network("100Mbit/s", **together), 8, seed) == fan_in(
+            Network("100Mbit/s", unfairness=0.5), 8, seed
+        )
+    # 4 messages into node 0, 1 ms apart, each taking 3.2 ms alone: none started with
+    # another, so they share evenly, as under max-min, whatever they drew
+    found = []
+    for network in (Network("100Mbit/s", **together), Network("100Mbit/s")):
+        msgs = [sized(i, 0, 40_000) for i in range(1, 5)]
+        simulate(network, 5, [(i * 1e-3, msg) for i, msg in enumerate(msgs)], 0)
+        found.append([msg.t_arrive for msg in msgs])
+    assert found[0] == pytest.approx(found[1], rel=1e-12) and len(set(found[0])) == 4
 
 
 def test_unfairness_draws_from_its_own_stream():
