@@ -18,12 +18,17 @@ through), as a parameter server's workers push every step: the connections are t
 With --compete the two warm-ups start WARM_LAG apart whatever their length and share the
 link, as a parameter server's workers' pushes do, and the pair starts 0.8 s after both.
 
+With --together SEEDS the simulation also weighs the two flows by Network(unfairness="tcp",
+unfairness_among="together"): the second starts within T of the first, so they race, and each
+run's simulated end is the mean over SEEDS draws (measured, which flow wins is chance too).
+
 Prints, per offset, the first flow's measured end (mean and range of the repeats) against
 max-min's and each T's on a grid, the mean absolute error per T, and the T with the least
 (netsim.network.spec's TCP_RAMP holds the value measured for docs/fidelity.md).
 
     sudo .venv/bin/python benchmarks/ramp.py [--repeats R] [--offsets 0.01,0.05,...] [--mb S]
         [--rate 300Mbit/s] [--warm] [--compete] [--grid 0,0.1,0.2,...] [--out]
+        [--together SEEDS]
 
 With --out the two flows leave one sender instead (node 0, its uplink at --rate, to nodes 1
 and 2): a parameter server's replies meet on its own uplink, where the queue is the sender's.
@@ -56,8 +61,11 @@ GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)  # T, s
 WARM_LAG, WARM_IDLE = 0.3, 1.0  # s: node 2's warm-up after node 1's, the pair after node 2's
 
 
-def network(ramp: float = 0.0, rate: str = "300Mbit/s") -> Network:
-    return Network("1Gbit/s", goodput="tcp", nodes={0: {"bandwidth": rate}}, ramp=ramp)
+def network(ramp: float = 0.0, rate: str = "300Mbit/s", together: bool = False) -> Network:
+    """The pair's network; together: with Network(unfairness="tcp", unfairness_among=
+    "together"), so that flows starting within T of each other split the link unevenly."""
+    unfair = {"unfairness": "tcp", "unfairness_among": "together"} if together else {}
+    return Network("1Gbit/s", goodput="tcp", nodes={0: {"bandwidth": rate}}, ramp=ramp, **unfair)
 
 
 def flows(out: bool = False) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -107,12 +115,20 @@ def measured(
 
 
 def simulated(
-    size: int, start: float, ramp: float, rate: str = "300Mbit/s", out: bool = False
+    size: int,
+    start: float,
+    ramp: float,
+    rate: str = "300Mbit/s",
+    out: bool = False,
+    together: bool = False,
+    seed: int = 0,
 ) -> tuple[float, float]:
     """The ends of the two flows, simulated, the second starting at start (before the first
-    where start < 0, as a real sender can), in seconds after the first's start."""
+    where start < 0, as a real sender can), in seconds after the first's start; together:
+    under network()'s together, its weights drawn from the seed."""
     env = simpy.Environment()
-    fabric = Fabric(env, network(ramp, rate), ["worker"] * 3, np.random.default_rng(0), lambda m: 0)
+    rng = np.random.default_rng(seed)
+    fabric = Fabric(env, network(ramp, rate, together), ["worker"] * 3, rng, lambda m: 0)
     blob = torch.zeros(size, dtype=torch.uint8)
     msgs = [Message(*flow, "data", {"blob": blob}) for flow in flows(out)]
     first = max(0.0, -start)
@@ -134,6 +150,14 @@ def main() -> int:
         "--compete", action="store_true", help="--warm, the warm-ups sharing the link"
     )
     parser.add_argument("--grid", default=",".join(map(str, GRID)), help="the T's fitted, s")
+    parser.add_argument(
+        "--together",
+        type=int,
+        default=0,
+        metavar="SEEDS",
+        help='simulate with unfairness="tcp" among flows that start together, each run '
+        "averaged over SEEDS seeds",
+    )
     harness.congestion_flag(parser)
     args = parser.parse_args()
     try:
@@ -158,8 +182,16 @@ def main() -> int:
     )
     for offset, rows in runs.items():
         start, first = np.mean([r[0] for r in rows]), np.mean([r[1] for r in rows])
+        seeds = range(max(args.together, 1))
+        together = args.together > 0
         ends = {
-            t: np.mean([simulated(size, r[0], t, args.rate, args.out)[0] for r in rows])
+            t: np.mean(
+                [
+                    simulated(size, r[0], t, args.rate, args.out, together, seed)[0]
+                    for r in rows
+                    for seed in seeds
+                ]
+            )
             for t in grid
         }
         for t, end in ends.items():

@@ -107,6 +107,16 @@ def test_served_runs_closed_loop_compute_then_push_then_reply(tmp_path):
     assert two.shape == (2, 3) and (two > 0.58 * 0.9).all()
 
 
+def test_ramp_together_races_a_second_flow_within_the_ramp_and_not_after_it():
+    size, alone = 1_000_000, 8e6 / (300e6 * 1448 / 1514)
+    late = [ramp.simulated(size, 0.06, 0.05, together=True, seed=s) for s in range(4)]
+    assert late == [pytest.approx(ramp.simulated(size, 0.06, 0.05), rel=1e-12)] * 4
+    early = [ramp.simulated(size, 0.01, 0.05, together=True, seed=s) for s in range(4)]
+    assert len({first for first, _ in early}) == 4  # each seed its own split
+    for first, second in early:  # the link never idles: the last ends at 2 alone
+        assert max(first, second) == pytest.approx(2 * alone, rel=1e-3)
+
+
 def test_ramp_pairs_on_warm_connections_send_each_senders_warm_up_first():
     assert ramp.pair(6, 0.1).schedule == ((0.0, 1, 0, 6), (0.1, 2, 0, 6))
     warm = ramp.pair(6, 0.1, warm=True).schedule
