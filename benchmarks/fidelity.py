@@ -13,7 +13,8 @@ TCP favours is a matter of chance, so no model can pair them; the ranks say whet
 of completion times is right.
 
     sudo .venv/bin/python benchmarks/fidelity.py [--quick] [--goodput G] [--unfairness U]
-        [--ramp T] [--acks A] [--connections message|pair] [--rates R1,R2] [--repeats N]
+        [--unfairness-among all|together] [--ramp T] [--acks A] [--connections message|pair]
+        [--rates R1,R2] [--repeats N]
         [--only TEXT] [--plot FILE] [--congestion cubic|bbr|reno|host]
 
 The real runs' TCP is Cubic (Linux's default) unless --congestion says otherwise, set in each
@@ -55,10 +56,11 @@ def cases(
     acks=0.0,
     connections="message",
     rates=RATES,
+    unfairness_among="all",
 ) -> list[tuple[str, object, Network]]:
     """(name, pattern, network) of every case; rates: those of the patterns among 8 nodes."""
     options = {"goodput": goodput, "unfairness": unfairness, "ramp": ramp, "acks": acks}
-    options["connections"] = connections
+    options |= {"connections": connections, "unfairness_among": unfairness_among}
     net = lambda rate, **kw: Network(rate, **options, **kw)
     slow_server = lambda: net("1Gbit/s", nodes={0: {"bandwidth": "300Mbit/s"}})
     if quick:
@@ -122,6 +124,11 @@ def main() -> int:
     parser.add_argument("--goodput", type=float, default=1.0, help="the simulation's goodput")
     parser.add_argument(
         "--unfairness", default="0", help="the simulation's unfairness: a sigma, or tcp"
+    )
+    parser.add_argument(
+        "--unfairness-among",
+        default="all",
+        help="whose weights count: all flows', or those of flows that start together",
     )
     parser.add_argument(
         "--ramp", default="0", help="the simulation's ramp: seconds (0.05, 50ms), or tcp"
@@ -203,10 +210,9 @@ def main() -> int:
 
 
 def settings(args) -> dict | str:
-    """The simulation's unfairness, ramp, acks, connections and 8-node rates from the command
-    line, checked as
-    Network checks them (and the real runs' congestion control as the kernel offers it); or the
-    one line that says what is wrong."""
+    """The simulation's unfairness (and among which flows), ramp, acks, connections and
+    8-node rates from the command line, checked as Network checks them (and the real runs'
+    congestion control as the kernel offers it); or the one line that says what is wrong."""
     unfairness = args.unfairness if args.unfairness == "tcp" else number(args.unfairness)
     ramp = args.ramp if args.ramp == "tcp" else number(args.ramp)
     acks = args.acks if args.acks == "tcp" else number(args.acks)
@@ -221,6 +227,11 @@ def settings(args) -> dict | str:
         return str(error)
     for flag, value, kw in (
         ("--unfairness", args.unfairness, {"unfairness": unfairness}),
+        (
+            "--unfairness-among",
+            args.unfairness_among,
+            {"unfairness": unfairness, "unfairness_among": args.unfairness_among},
+        ),
         ("--ramp", args.ramp, {"ramp": ramp}),
         ("--acks", args.acks, {"acks": acks}),
         ("--connections", args.connections, {"connections": args.connections}),
@@ -236,7 +247,7 @@ def settings(args) -> dict | str:
         except NetworkError as error:
             return f"--rates: {rate}: {error}"
     options = {"unfairness": unfairness, "ramp": ramp, "acks": acks, "rates": rates}
-    return options | {"connections": args.connections}
+    return options | {"connections": args.connections, "unfairness_among": args.unfairness_among}
 
 
 def number(text: str):

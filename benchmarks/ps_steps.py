@@ -8,8 +8,10 @@ the ends of its consecutive steps, so it includes waiting, as Cui's Table I coun
 and simulated, with max-min sharing ("sim"), with Network(unfairness="tcp") ("sim tcp"), with
 Network(ramp="tcp") ("sim ramp") and with that and acks="tcp" ("sim ramp acks"), and
 with those and the real server's update time ("sim update": Compute(update_time=...), the
-median of the real run's, see update_time()), and their errors, and draws the overlaid
-histograms.
+median of the real run's, see update_time()), with those and Network(unfairness="tcp",
+unfairness_among="together") ("sim together": uneven shares among flows that start together),
+and their errors, and draws the overlaid histograms of real, max-min, "sim update" and
+"sim together".
 Per run it also prints how crowded the busiest node's links were (crowding(): how many other
 messages were on the link while a message was, on average, into the node and out of it): the
 server's workers taking turns give 0, four of them in lockstep 3.
@@ -79,7 +81,17 @@ MODELS = {
 }
 # simulated after the real run, with its server's update time (update_time()) as
 # Compute(update_time=...)
-UPDATED = ("sim update", {"ramp": "tcp", "acks": "tcp"})
+UPDATED = {
+    "sim update": {"ramp": "tcp", "acks": "tcp"},
+    # and TCP's uneven shares among flows that start together (Network.unfairness_among)
+    "sim together": {
+        "ramp": "tcp",
+        "acks": "tcp",
+        "unfairness": "tcp",
+        "unfairness_among": "together",
+    },
+}
+PLOTTED = ("sim", "sim update", "sim together", "real")  # the histograms' curves
 
 
 def update_time(run_dir: Path) -> float:
@@ -141,14 +153,14 @@ def measure(
         harness.in_namespaces(spec, out / "real", roles, settings.network, congestion)
         real_dir = out / "real" / spec.name / name
         seconds = update_time(real_dir)
-        label, options = UPDATED
         compute = spec.shared["compute"]
-        spec.shared["network"] = dataclasses.replace(fair, **options)
-        spec.shared["compute"] = dataclasses.replace(compute, update_time=seconds)
-        run(spec, out=out / label, progress=False, plot=False)
+        for label, options in UPDATED.items():
+            spec.shared["network"] = dataclasses.replace(fair, **options)
+            spec.shared["compute"] = dataclasses.replace(compute, update_time=seconds)
+            run(spec, out=out / label, progress=False, plot=False)
         spec.shared["network"], spec.shared["compute"] = fair, compute
         print(f"{spec.name} {name}: the real server's update time, median {seconds:.3f} s")
-        labels = [*MODELS, label, "real"]
+        labels = [*MODELS, *UPDATED, "real"]
         found[name] = {label: step_times(out / label / spec.name / name) for label in labels}
         crowded = {label: crowding(out / label / spec.name / name) for label in labels}
         print(
@@ -191,7 +203,7 @@ def main() -> int:
             }
             for label, values in q.items():
                 print(f"{model:<12} {name:<9} {label:>8} " + " ".join(f"{v:>8.3f}" for v in values))
-            for label in [*MODELS, UPDATED[0]]:
+            for label in [*MODELS, *UPDATED]:
                 row = "err" + label[3:]
                 error = np.array(q[label]) / np.array(q["real"]) - 1
                 print(f"{model:<12} {name:<9} {row:>8} " + " ".join(f"{e:>+8.1%}" for e in error))
@@ -210,14 +222,13 @@ def histograms(results, path: str) -> None:
     styles = {
         "real": ("real (namespaces)", "tab:orange"),
         "sim": ("simulated, max-min", "tab:blue"),
-        "sim tcp": ('simulated, unfairness="tcp"', "tab:green"),
-        "sim ramp": ('simulated, ramp="tcp"', "tab:purple"),
-        "sim ramp acks": ('simulated, ramp and acks "tcp"', "tab:red"),
-        "sim update": ("simulated, those and the server's update time", "black"),
+        "sim update": ('simulated, ramp and acks "tcp", update time', "tab:red"),
+        "sim together": ("simulated, those and unfairness together", "black"),
     }
     for ax, ((model, name), times) in zip(axes[0], results.items(), strict=True):
         bins = np.linspace(0, max(v.max() for v in times.values()) * 1.05, 30)
-        for label, values in times.items():
+        for label in PLOTTED:
+            values = times[label]
             text, color = styles[label]
             fill = label == "real"
             ax.hist(

@@ -43,6 +43,8 @@ MODELS = {
     "ramp 0.5 s": {"ramp": 0.5},
     'unfairness, ramp "tcp"': {"unfairness": "tcp", "ramp": "tcp"},
     "unfairness, ramp 0.5 s": {"unfairness": "tcp", "ramp": 0.5},
+    # uneven shares only among flows that start within the ramp of one another
+    'together, ramp "tcp"': {"unfairness": "tcp", "unfairness_among": "together", "ramp": "tcp"},
 }
 
 

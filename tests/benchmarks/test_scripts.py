@@ -137,7 +137,7 @@ def fidelity_settings(**given):
     """fidelity.settings() of the command line's defaults with these flags changed."""
     defaults = dict(
         unfairness="0", ramp="0", acks="0", goodput=1.0, rates="1Gbit/s", repeats=1,
-        congestion="cubic", connections="message",
+        congestion="cubic", connections="message", unfairness_among="all",
     )  # fmt: skip
     return fidelity.settings(argparse.Namespace(**defaults | given))
 
@@ -146,9 +146,11 @@ def test_fidelity_reads_its_options_as_network_does_and_names_a_bad_one_in_a_lin
     good = fidelity_settings(ramp="50ms", acks="tcp", rates="25Mbit/s, 1Gbit/s")
     assert good == {
         "unfairness": 0.0, "ramp": "50ms", "acks": "tcp", "rates": ("25Mbit/s", "1Gbit/s"),
-        "connections": "message",
+        "connections": "message", "unfairness_among": "all",
     }  # fmt: skip
     assert fidelity_settings(connections="pair")["connections"] == "pair"
+    together = fidelity_settings(unfairness="tcp", unfairness_among="together")
+    assert together["unfairness_among"] == "together"
     for given, words in [
         ({"ramp": "5furlongs"}, "--ramp 5furlongs: Network.ramp"),
         ({"acks": "2"}, "--acks 2: Network.acks"),
@@ -157,6 +159,8 @@ def test_fidelity_reads_its_options_as_network_does_and_names_a_bad_one_in_a_lin
         ({"repeats": 0}, "--repeats 0: use a whole number >= 1"),
         ({"goodput": 2.0}, "--goodput 2.0: Network.goodput"),
         ({"connections": "tcp"}, "--connections tcp: Network.connections"),
+        ({"unfairness_among": "some"}, "--unfairness-among some: Network.unfairness_among"),
+        ({"unfairness_among": "together"}, "--unfairness-among together: Network.unfairness_"),
         ({"congestion": "nosuchtcp"}, "--congestion nosuchtcp: TCP congestion control"),
     ]:
         line = fidelity_settings(**given)
