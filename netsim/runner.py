@@ -7,6 +7,7 @@ before the first run starts, so a long experiment never dies half-way on a typo.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import sys
 from pathlib import Path
@@ -157,6 +158,12 @@ def run(
         else:
             simulation = Simulation(name, settings, graph, exp_dir / name, progress=progress)
             summary = simulation.run()
+            # A finished simulation's objects refer to each other (SimPy processes, nodes,
+            # their models and the messages between them), so only the cycle collector frees
+            # them, and it counts objects, not bytes: at VGG-19's size each run left 1.2 GB
+            # until a full collection. Free them before the next run starts.
+            del simulation
+            gc.collect()
         summaries[name] = summary
         if progress:
             print(report(name, summary), file=sys.stderr)

@@ -1,6 +1,8 @@
 """netsim.run: runs left from earlier settings are marked in the table and the figures."""
 
+import gc
 import json
+import weakref
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -76,3 +78,25 @@ def test_a_failed_rerun_into_the_same_folder_leaves_a_summary_marked_incomplete(
     assert summary["algorithm"] == "FailsAt" and summary["steps_per_worker"] == 2
     table = plots.summary_table(tmp_path / "rerun")
     assert "| r (incomplete) | FailsAt" in table and plots.INCOMPLETE_NOTE in table
+
+
+def test_each_finished_simulation_is_freed_before_the_next_run_starts(tmp_path, monkeypatch):
+    # a run's objects refer to each other, so only the cycle collector frees its models; with
+    # the collector left to its own schedule (off here), run() itself must free them
+    from netsim.sim import Simulation
+
+    finished, original = [], Simulation.run
+
+    def spy(self):
+        summary = original(self)
+        finished.append(weakref.ref(self))
+        return summary
+
+    monkeypatch.setattr(Simulation, "run", spy)
+    runs = [Run("one", SGD(), workers=1), Run("two", SGD(), workers=2)]
+    gc.disable()
+    try:
+        netsim.run(Experiment("freed", runs=runs, **TINY), tmp_path, progress=False, plot=False)
+        assert len(finished) == 2 and [ref() for ref in finished] == [None, None]
+    finally:
+        gc.enable()
