@@ -22,7 +22,7 @@ together: within ``ramp`` seconds (the same instant without a ramp) of another r
 its sender's uplink or receiver's downlink, and then the other's weight counts too; a flow that
 starts alone, or behind flows older than that, keeps weight 1. Under Cubic the flows that race
 each other's slow start split a link unevenly and a newcomer behind established flows ramps in
-behind them (docs/fidelity.md, "Unevenness among flows that start together").
+behind them (docs/fidelity.md, "Uneven shares among flows that start together").
 Under "maxmin", ``ramp`` = T > 0 makes a flow's weight start at 2^-RAMP_STEPS and double every
 T / RAMP_STEPS seconds until it is 1: a TCP flow that starts while another crosses its link
 gets little of it at first (slow start against a full window), so of two flows a few tens of
