@@ -19,7 +19,8 @@ max-min: TCP flows through one bottleneck do not split it evenly, one runs ahead
 others wait, which max-min's common end hides (docs/fidelity.md measures it: "tcp"). With
 ``unfairness_among`` = "together" a message's weight counts only among flows that start
 together: within ``ramp`` seconds (the same instant without a ramp) of another running flow on
-its sender's uplink or receiver's downlink, and then the other's weight counts too; a flow that
+one of its links (the sender's uplink, the edge's capacity if it has one, the receiver's
+downlink), and then the other's weight counts too; a flow that
 starts alone, or behind flows older than that, keeps weight 1. Under Cubic the flows that race
 each other's slow start split a link unevenly and a newcomer behind established flows ramps in
 behind them (docs/fidelity.md, "Uneven shares among flows that start together").
