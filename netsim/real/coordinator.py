@@ -35,6 +35,7 @@ from netsim.workload import Workload, resolve_device
 
 _START_TIMEOUT = 120.0  # s for every node to build its workload and listen
 _STOP_TIMEOUT = 30.0  # s for every node to send its final parameters
+_STACKS_WAIT = 1.0  # s for nodes that did not start or stop in time to print their stacks
 
 
 class RealRunError(RuntimeError):
@@ -156,8 +157,11 @@ class Coordinator:
                 set(range(len(self.roles)))
                 - set(self.addresses if phase == "start" else self.finals)
             )
+            self.where.where_stuck(self.procs, missing)
+            await asyncio.sleep(_STACKS_WAIT)  # their stacks reach stderr before the error
             raise RealRunError(
-                f"run {self.name!r}: nodes {missing} did not {phase} within {timeout:.0f} s"
+                f"run {self.name!r}: nodes {missing} did not {phase} within {timeout:.0f} s "
+                "(where each waited is printed above)"
             )
 
     async def _all_final(self) -> None:

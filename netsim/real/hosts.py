@@ -11,6 +11,8 @@ processes and waits for them, run after run, until the experiment's last run.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -77,6 +79,17 @@ class Placement:
 
     def describe(self, addresses: dict[int, tuple[str, int]]) -> dict:
         return {"hosts": sorted({host for host, _ in addresses.values()})}
+
+    def where_stuck(self, procs: list[subprocess.Popen], nodes: list[int]) -> None:
+        """Asks the given nodes' processes on this host to print their threads' and asyncio
+        tasks' stacks to their stderr (process.py); those started by agents are not asked."""
+        for node in nodes:
+            if not self.agents and node < len(procs) and procs[node].poll() is None:
+                for sig in (signal.SIGUSR1, signal.SIGUSR2):
+                    try:
+                        os.kill(procs[node].pid, sig)
+                    except ProcessLookupError:  # it ended meanwhile
+                        break
 
     def exit_code(self, procs: list[subprocess.Popen], node: int):
         if self.agents or node >= len(procs):

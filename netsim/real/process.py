@@ -11,9 +11,11 @@ coordinator goes away (no orphans: a node never outlives its run).
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import os
 import resource
 import signal
+import sys
 import time
 import traceback
 
@@ -79,11 +81,23 @@ class NodeProcess:
 def main(connect: str, node: int, listen: str) -> int:
     """The node process's entry point; its exit status is 0 unless it failed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator stops every node itself
+    # a node that does not start or stop in time is asked where it is (hosts.Placement.where_stuck):
+    # SIGUSR1 prints its threads' stacks even when its event loop is blocked, SIGUSR2 its tasks'
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     torch.set_num_threads(1)  # one process per node: threads would only fight over cores
     return asyncio.run(_run(connect, node, listen))
 
 
+def _print_tasks(node: int) -> None:
+    """Prints where each of this node's asyncio tasks waits (SIGUSR2)."""
+    print(f"node {node}: its asyncio tasks, where each waits:", file=sys.stderr)
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=8, file=sys.stderr)
+    sys.stderr.flush()
+
+
 async def _run(connect: str, i: int, listen: str) -> int:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, _print_tasks, i)
     host, port = connect.rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
     frames.send(writer, "hello", i, os.getpid())

@@ -386,3 +386,34 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_a_node_that_does_not_stop_is_named_and_prints_where_it_waits(tmp_path, monkeypatch, capfd):
+    from netsim.real import coordinator
+    from netsim.specfile import load
+
+    spec = tmp_path / "exp.py"
+    spec.write_text(
+        "import asyncio\n"
+        "from dataclasses import dataclass\n"
+        "from netsim import Compute, Experiment, Run\n"
+        "@dataclass(frozen=True)\n"
+        "class Deaf:\n"
+        "    async def worker(self, node):\n"
+        "        while True:  # node 1 ignores the end of the run\n"
+        "            try:\n"
+        "                await asyncio.sleep(3600)\n"
+        "            except asyncio.CancelledError:\n"
+        "                if node.id != 1:\n"
+        "                    raise\n"
+        "experiment = Experiment('deaf', [Run('d', Deaf())], data='synthetic_fmnist',\n"
+        "    model='logistic', workers=3, until='0.5s', compute=Compute(step_time='0.05s'))\n"
+    )
+    monkeypatch.setattr(coordinator, "_STOP_TIMEOUT", 2.0)
+    with pytest.raises(coordinator.RealRunError, match=r"nodes \[1\] did not stop within 2 s"):
+        run(load(str(spec)), out=tmp_path / "out", runtime="real", progress=False, plot=False)
+    err = capfd.readouterr().err
+    assert "node 1: its asyncio tasks, where each waits:" in err
+    assert "Deaf.worker" in err or "in worker" in err  # the role's coroutine, where it waits
+    assert "Current thread" in err or "Thread 0x" in err  # faulthandler's threads
+    assert "node 0: its asyncio tasks" not in err  # only the node that did not stop is asked
