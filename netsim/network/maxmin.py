@@ -10,10 +10,8 @@ never falls while flows elsewhere freeze below it, so a local bottleneck stays o
 (Network.unfairness): what rises is a link's spare capacity per unit of its unfrozen flows'
 weight, and a flow's rate is its weight times that at its bottleneck. With a ramp (T, k), a
 flow's weight starts at 2^-k of the one it is given and doubles every T / k seconds, each
-doubling a reshare of its group (Network.ramp). With ``together`` = W (Network.unfairness_among
-= "together"), a flow's weight counts only once it races: it starts within W seconds of another
-running flow on one of its links out, and then both race (so do flows joining them within W of
-their start); a flow that starts alone, or only behind flows older than W, keeps weight 1.
+doubling a reshare of its group (Network.ramp). With ``together`` = W, a flow's weight counts
+only once it races another for a link (races.py; Network.unfairness_among = "together").
 
 ACKs (Network.acks = a): a flow's column of link ids holds its links out, then its links back,
 and a flow of rate r sends a r of ACKs over the links back. ACKs go first (as a host's qdisc
@@ -46,55 +44,10 @@ import numpy as np
 import simpy
 
 from netsim.network.filling import NO_LINK, connected, max_min
+from netsim.network.groups import Group
+from netsim.network.races import Races
 
 _DUST = 1e-9  # s: a flow this close to done is done, else rounding dust can stall the clock
-
-
-class _Group:
-    """Flows connected through shared links, one entry per flow in parallel arrays (one
-    column of links), last brought up to date at t."""
-
-    def __init__(self, width: int, t: float):
-        self.links = np.empty((width, 0), dtype=np.intp)  # links[:, i]: flow i's link ids
-        self.bits = np.empty(0)  # left to move at t
-        self.rate = np.empty(0)  # bits/s since t; 0 until first shared
-        self.weight = np.empty(0)  # shares in proportion, under unfair sharing (else all 1)
-        self.ids = np.empty(0, dtype=np.int64)  # keys of on_end
-        self.on_end: dict[int, Callable[[], None]] = {}
-        self.new: list[tuple[tuple[int, ...], float, int, float]] = []  # since the last reshare
-        self.t = t
-        self.generation = 0  # bumped at every reshare or merge; older wake-ups are stale
-        self.ended = 0  # flows ended since the group was last checked for a split
-
-    def __len__(self) -> int:
-        return len(self.on_end)  # flows in the arrays and new ones alike
-
-    def advance(self, now: float):
-        if now != self.t:
-            self.bits -= self.rate * (now - self.t)
-            self.t = now
-
-    def add_new(self):
-        """Append the flows started since the last reshare, not moving yet."""
-        if self.new:
-            links, bits, ids, weights = zip(*self.new, strict=True)
-            links = np.array(list(zip(*links, strict=True)), dtype=np.intp)
-            if len(self.ids):
-                self.links = np.concatenate([self.links, links], axis=1)
-                self.bits = np.concatenate([self.bits, bits])
-                self.rate = np.concatenate([self.rate, np.zeros(len(bits))])
-                self.ids = np.concatenate([self.ids, ids])
-                self.weight = np.concatenate([self.weight, weights])
-            else:
-                self.links, self.bits, self.ids = links, np.array(bits), np.array(ids)
-                self.rate, self.weight = np.zeros(len(bits)), np.array(weights)
-            self.new = []
-
-    def take(self, keep: np.ndarray):
-        """Keep only the flows where keep is True."""
-        self.links = self.links.compress(keep, axis=1)  # a[:, mask] would be F-ordered
-        self.bits, self.rate, self.ids = self.bits[keep], self.rate[keep], self.ids[keep]
-        self.weight = self.weight[keep]
 
 
 class MaxMin:
@@ -118,14 +71,12 @@ class MaxMin:
         self._ramp_step, self._ramp_steps = (ramp[0] / ramp[1], ramp[1]) if ramp[0] > 0 else (0, 0)
         self.capacity = np.array(capacities, dtype=float)
         self._users = [0] * len(capacities)  # flows on each link
-        self._group: list[_Group | None] = [None] * len(capacities)  # the group on each link
+        self._group: list[Group | None] = [None] * len(capacities)  # the group on each link
         self._queued: dict[int, deque] = {}  # flow id: (bits, on_end) queued behind it, by more
-        self._dirty: dict[_Group, None] = {}  # groups whose flows changed at this instant
+        self._dirty: dict[Group, None] = {}  # groups whose flows changed at this instant
         self._next_id = 0
         # together = W: weights count only among flows that start within W s of one another
-        self._together = together
-        # flow id: [its start, its links, its links out, its weight while it has not raced]
-        self._young: dict[int, list] = {}
+        self._races = Races(together) if together is not None else None
 
     def start(
         self, links: tuple[int, ...], bits: float, on_end: Callable[[], None], weight: float = 1.0
@@ -138,7 +89,7 @@ class MaxMin:
                 if self._group[link] is not None:
                     groups[self._group[link]] = None
                 self._users[link] += 1
-        group = max(groups, key=len) if groups else _Group(self.width, self.env.now)
+        group = max(groups, key=len) if groups else Group(self.width, self.env.now)
         for other in groups:
             if other is not group:
                 self._merge(other, group)
@@ -146,7 +97,7 @@ class MaxMin:
             if link != NO_LINK:
                 self._group[link] = group
         self._next_id += 1
-        if self._together is not None:
+        if self._races is not None:
             weight = self._race(links, self._next_id, weight)
         if self._ramp_steps:
             weight *= 0.5**self._ramp_steps
@@ -161,22 +112,12 @@ class MaxMin:
         self._queued.setdefault(flow, deque()).append((bits, on_end))
 
     def _race(self, links: tuple[int, ...], flow: int, weight: float) -> float:
-        """The weight a new flow starts with under ``together``: its own if it races a flow
-        younger than W on one of its links out (whose own weight then counts too), else 1."""
-        now, out = self.env.now, {link for link in links[: self.out] if link != NO_LINK}
-        rivals = []
-        for other, (born, its_links, its_out, _) in list(self._young.items()):
-            if now - born > self._together or not self._running(its_links, other):
-                del self._young[other]
-            elif its_out & out:
-                rivals.append(other)
-        self._young[flow] = [now, links, out, None if rivals else weight]
-        for other in rivals:
-            young = self._young[other]
-            if young[3] is not None:  # its first race: its weight counts from now on
-                self._scale(young[1], other, young[3])
-                young[3] = None
-        return weight if rivals else 1.0
+        """The weight a new flow starts with under ``together`` (races.py)."""
+        out = {link for link in links[: self.out] if link != NO_LINK}
+        weight, joined = self._races.start(self.env.now, flow, links, out, weight, self._running)
+        for its_links, other, draw in joined:
+            self._scale(its_links, other, draw)
+        return weight
 
     def _running(self, links: tuple[int, ...], flow: int) -> bool:
         group = self._group[next(link for link in links if link != NO_LINK)]
@@ -205,7 +146,7 @@ class MaxMin:
         if self._scale(links, flow, 2.0) and left > 1:
             self._double(links, flow, left - 1)
 
-    def _merge(self, source: _Group, target: _Group):
+    def _merge(self, source: Group, target: Group):
         now = self.env.now
         source.advance(now)
         target.advance(now)
@@ -223,7 +164,7 @@ class MaxMin:
                 self._group[link] = target
         self._dirty.pop(source, None)
 
-    def _changed(self, group: _Group):
+    def _changed(self, group: Group):
         """Reshare once per instant: when a round of messages starts together, sharing
         after each start would reschedule the group again, n^2 work for n flows."""
         if not self._dirty:
@@ -232,7 +173,7 @@ class MaxMin:
             reshare.succeed()
         self._dirty[group] = None
 
-    def _wake(self, group: _Group, generation: int, row: int, _event: simpy.Event):
+    def _wake(self, group: Group, generation: int, row: int, _event: simpy.Event):
         if generation == group.generation:
             # Its scheduled end: done, whatever rounding left in its bits.
             group.bits[row] = 0.0
@@ -251,7 +192,7 @@ class MaxMin:
         for on_end in ended:
             on_end()
 
-    def _end_finished(self, group: _Group) -> list[Callable[[], None]]:
+    def _end_finished(self, group: Group) -> list[Callable[[], None]]:
         """Drop the group's flows that are done by now; their on_end callbacks."""
         group.advance(self.env.now)
         done = group.bits <= group.rate * _DUST
@@ -278,7 +219,7 @@ class MaxMin:
             group.take(~done)
         return on_end
 
-    def _split(self, group: _Group) -> list[_Group]:
+    def _split(self, group: Group) -> list[Group]:
         """The group, or its connected parts once half its flows ended since the last check."""
         if 2 * group.ended < len(group) or len(group) < 2:
             return [group] if len(group) else []
@@ -290,7 +231,7 @@ class MaxMin:
         parts = [group]
         for label in np.unique(labels[~first]).tolist():
             rows = labels == label
-            part = _Group(self.width, group.t)
+            part = Group(self.width, group.t)
             part.links = group.links.compress(rows, axis=1)
             part.bits, part.rate, part.ids = group.bits[rows], group.rate[rows], group.ids[rows]
             part.weight = group.weight[rows]
@@ -302,7 +243,7 @@ class MaxMin:
         group.take(first)
         return parts
 
-    def _share(self, group: _Group):
+    def _share(self, group: Group):
         """Set the group's max-min rates and schedule its earliest end."""
         weight = group.weight if self.weighted else None
         if self.acks:

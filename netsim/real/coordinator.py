@@ -35,7 +35,6 @@ from netsim.workload import Workload, resolve_device
 
 _START_TIMEOUT = 120.0  # s for every node to build its workload and listen
 _STOP_TIMEOUT = 30.0  # s for every node to send its final parameters
-_STACKS_WAIT = 1.0  # s for nodes that did not start or stop in time to print their stacks
 
 
 class RealRunError(RuntimeError):
@@ -153,12 +152,10 @@ class Coordinator:
             raise self.end.exception()
         if not done:
             waiting.cancel()
-            missing = sorted(
-                set(range(len(self.roles)))
-                - set(self.addresses if phase == "start" else self.finals)
-            )
+            have = self.addresses if phase == "start" else self.finals
+            missing = sorted(set(range(len(self.roles))) - set(have))
             self.where.where_stuck(self.procs, missing)
-            await asyncio.sleep(_STACKS_WAIT)  # their stacks reach stderr before the error
+            await asyncio.sleep(1.0)  # their stacks reach stderr before the error
             raise RealRunError(
                 f"run {self.name!r}: nodes {missing} did not {phase} within {timeout:.0f} s "
                 "(where each waited is printed above)"
