@@ -119,15 +119,18 @@ class MaxMin:
             self._scale(its_links, other, draw)
         return weight
 
-    def _running(self, links: tuple[int, ...], flow: int) -> bool:
+    def _live(self, links: tuple[int, ...], flow: int) -> Group | None:
+        """The group of a flow through links, or None once it has ended."""
         group = self._group[next(link for link in links if link != NO_LINK)]
-        return group is not None and flow in group.on_end
+        return group if group is not None and flow in group.on_end else None
+
+    def _running(self, links: tuple[int, ...], flow: int) -> bool:
+        return self._live(links, flow) is not None
 
     def _scale(self, links: tuple[int, ...], flow: int, factor: float) -> bool:
         """Multiply a running flow's weight by factor (a reshare); False if it ended."""
-        if not self._running(links, flow):
+        if (group := self._live(links, flow)) is None:
             return False
-        group = self._group[next(link for link in links if link != NO_LINK)]
         for i, new in enumerate(group.new):
             if new[2] == flow:
                 group.new[i] = (*new[:3], factor * new[3])

@@ -20,10 +20,10 @@ others wait, which max-min's common end hides (docs/fidelity.md measures it: "tc
 ``unfairness_among`` = "together" a message's weight counts only among flows that start
 together: within ``ramp`` seconds (the same instant without a ramp) of another running flow on
 one of its links (the sender's uplink, the edge's capacity if it has one, the receiver's
-downlink), and then the other's weight counts too; a flow that
-starts alone, or behind flows older than that, keeps weight 1. Under Cubic the flows that race
-each other's slow start split a link unevenly and a newcomer behind established flows ramps in
-behind them (docs/fidelity.md, "Uneven shares among flows that start together").
+downlink), and then the other's weight counts too; a flow that starts alone, or behind flows
+older than that, keeps weight 1. Under Cubic the flows that race each other's slow start split
+a link unevenly and a newcomer behind established flows ramps in behind them
+(docs/fidelity.md, "Uneven shares among flows that start together").
 Under "maxmin", ``ramp`` = T > 0 makes a flow's weight start at 2^-RAMP_STEPS and double every
 T / RAMP_STEPS seconds until it is 1: a TCP flow that starts while another crosses its link
 gets little of it at first (slow start against a full window), so of two flows a few tens of
