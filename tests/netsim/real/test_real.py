@@ -188,6 +188,33 @@ def test_a_servers_update_time_holds_its_replies_as_in_simulation(tmp_path):
     assert not [r for r in records if r["name"] == "overrun"]  # a logistic update is quick
 
 
+def test_a_steps_optimizer_update_is_inside_its_modelled_time(tmp_path):
+    spec = tmp_path / "exp.py"  # every optimizer step of its worker takes 40 ms
+    spec.write_text(
+        "import time\n"
+        "from dataclasses import dataclass\n"
+        "from netsim import Compute, Experiment, Run\n"
+        "@dataclass(frozen=True)\n"
+        "class SlowUpdate:\n"
+        "    async def worker(self, node):\n"
+        "        step = node._step\n"
+        "        node._step = lambda: (time.sleep(0.04), step())\n"
+        "        while not node.done:\n"
+        "            await node.train()\n"
+        "experiment = Experiment('upd', [Run('s', SlowUpdate())], data='synthetic_fmnist',\n"
+        "    model='logistic', workers=1, steps=12, eval_every='1e9s',\n"
+        "    compute=Compute(step_time='0.1s'))\n"
+    )
+    result = netsim(spec, "--runtime", "real", "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    steps = rows(tmp_path / "out/upd/s/steps.csv")
+    starts = sorted(float(r["t_start"]) for r in steps)
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert len(gaps) == 11 and min(gaps) >= 0.1 - 2e-3  # never shorter than the model
+    # steps after the first (whose update was not measured yet) take 0.1 s, not 0.14 s
+    assert sorted(gaps[1:])[len(gaps) // 2] < 0.12
+
+
 def test_a_failing_role_stops_the_run_with_one_line_and_its_traceback(tmp_path):
     spec = tmp_path / "exp.py"
     spec.write_text(
