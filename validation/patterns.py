@@ -113,3 +113,48 @@ class Served:
             await node.sleep(self.compute * float(np.exp(node.rng.normal(0.0, self.jitter))))
             node.send(0, "data", blob=blob)
             await node.recv("data")
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """ps_vs_p2p's peer-to-peer pattern (P2PPull) without training: each of ``workers`` nodes
+    waits its emulated compute (as in Served), takes any reply that came after its timeout,
+    asks a random other node for its model (a request of a few bytes) and waits up to
+    ``timeout`` seconds for the ``size``-byte reply, ``rounds`` times; every node answers each
+    request as it has it. A worker's steps end when it sends its requests, so its step times
+    are the gaps between them. Nothing is decoded or averaged, so what differs from the
+    simulation is TCP and the runtime's handling of the bytes, not training's CPU."""
+
+    workers: int
+    size: int
+    rounds: int
+    compute: float = 0.58
+    jitter: float = 0.02
+    timeout: float = 1.0
+    needs_connected: ClassVar[bool] = False
+    sends: ClassVar[dict[str, str]] = {
+        "pull": "a request for the peer's model (one byte)",
+        "model": "a reply of the pattern's size",
+    }
+    records: ClassVar[dict[str, str]] = {}
+
+    @property
+    def nodes(self) -> int:
+        return self.workers
+
+    def layout(self, graph):
+        return ops.peers(nx.complete_graph(self.nodes))
+
+    async def worker(self, node):
+        others = [j for j in range(self.nodes) if j != node.id]
+        for _ in range(self.rounds):
+            await node.sleep(self.compute * float(np.exp(node.rng.normal(0.0, self.jitter))))
+            node.drain("model")
+            node.send(int(node.rng.choice(others)), "pull", blob=torch.zeros(1, dtype=torch.uint8))
+            await node.recv("model", timeout=self.timeout)
+
+    async def serve(self, node):
+        blob = torch.zeros(self.size, dtype=torch.uint8)
+        while True:
+            request = await node.recv("pull")
+            node.send(request.src, "model", blob=blob)

@@ -107,6 +107,28 @@ def test_served_runs_closed_loop_compute_then_push_then_reply(tmp_path):
     assert two.shape == (2, 3) and (two > 0.58 * 0.9).all()
 
 
+def test_pulled_steps_are_compute_then_request_then_reply_or_the_timeout(tmp_path):
+    # two workers, no jitter: each asks the other at 0.58 s; each request and each reply is
+    # alone on its links (no ACKs), at 1 Gbit/s x TCP's goodput
+    pattern = served.patterns.Pulled(2, 10**6, 4, jitter=0.0)
+    run_dir = served.simulate(pattern, served.MODELS["max-min"], 0, tmp_path)
+    rows = served.read_csv(run_dir / "messages.csv", text=("kind", "reason"))
+    assert sorted(rows["kind"].tolist()) == ["model"] * 8 + ["pull"] * 8
+    assert served.network(pattern).nodes == {}  # every NIC at 1 Gbit/s: no server
+    rate = 1e9 * 1448 / 1514
+    request = 8 * rows["bytes"][rows["kind"] == "pull"][0] / rate
+    reply = 8 * rows["bytes"][rows["kind"] == "model"][0] / rate
+    assert reply == pytest.approx(8 * 10**6 / rate, rel=1e-3)
+    found = served.steps(run_dir)  # the gaps between a worker's requests
+    assert found == pytest.approx(np.full((2, 3), 0.58 + request + reply), rel=1e-9)
+    assert served.transfers(run_dir) == pytest.approx((request, reply), rel=1e-9)
+    # 10 MB take 84 ms, past a 50 ms timeout: each step is its compute and the timeout, and
+    # the late reply, in during the next compute, is never taken as the next one's
+    late = served.patterns.Pulled(2, 10**7, 3, jitter=0.0, timeout=0.05)
+    found = served.steps(served.simulate(late, served.MODELS["max-min"], 0, tmp_path / "late"))
+    assert found == pytest.approx(np.full((2, 2), 0.58 + 0.05), rel=1e-9)
+
+
 def test_ramp_together_races_a_second_flow_within_the_ramp_and_not_after_it():
     size, alone = 1_000_000, 8e6 / (300e6 * 1448 / 1514)
     late = [ramp.simulated(size, 0.06, 0.05, together=True, seed=s) for s in range(4)]

@@ -104,6 +104,22 @@ def test_the_served_pattern_runs_for_real_closed_loop(tmp_path):
     assert config["runtime"] == "real" and config["tcp"] == ["cubic"] * 3
 
 
+def test_the_pulled_pattern_runs_for_real_with_its_timeout(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import served
+
+    pattern = patterns.Pulled(3, MB, 4)
+    run_dir = served.measure(pattern, 0, tmp_path, netns.CONGESTION)
+    steps = served.steps(run_dir)  # each its emulated compute and at most the 1 s timeout
+    assert steps.shape == (3, 3) and (steps > 0.58 * 0.9).all() and (steps < 0.58 * 1.1 + 1.2).all()
+    rows = served.read_csv(run_dir / "messages.csv", text=("kind", "reason"))
+    assert (rows["kind"] == "pull").sum() == 12 and (rows["src"] != rows["dst"]).all()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["runtime"] == "real" and config["tcp"] == ["cubic"] * 3
+
+
 def test_a_failed_measurement_is_retried_and_reported(tmp_path, monkeypatch):
     """Always slower than simulated: TRIES tries, then one line naming each of them."""
     calls = []
