@@ -10,6 +10,7 @@ mid-step therefore sees the parameters from before the step, as on a real machin
 
 from __future__ import annotations
 
+import contextlib
 import time
 import weakref
 from typing import Any
@@ -83,8 +84,17 @@ class Node(NodeState):
         change now; with ``compute.update_time`` the node is then busy for that long (times
         its slowdown and any Slow fault): its sends leave, its roles resume and its next step
         starts when the update ends. Updates in a row queue up."""
-        self.g.copy_(g)
-        self._step()
+        with self.update():
+            self.g.copy_(g)
+            self._step()
+
+    @contextlib.contextmanager
+    def update(self):
+        """What the block changes is an update the node applies from what it received, as
+        apply's: a merge of a peer's model (P2PPull, GoSGD, RWM), D-PSGD's average, a FedAvg
+        server's. It changes the values at once; with ``compute.update_time`` the node is
+        then busy for that long, as after apply."""
+        yield
         if self.update_seconds:
             seconds = self.update_seconds * self._sim.lives.slowdown(self.id)
             self._update_end = max(self._update_end, self.now) + seconds

@@ -90,11 +90,12 @@ class DPSGD:
                 early[m.k].append(m)
                 if m.k > k + 1:  # a neighbour gave up on us: we are behind, catch up
                     break
-        received = []
-        for m in got.values():
-            x_j, mask = self.share.decode(m.payload, node.x)
-            received.append((x_j, mask, 1.0 / (1 + max(node.degree, m.degree))))
-        self_weight = 1.0 - sum(w for _, _, w in received)
-        sharing.masked_average_(node.x, self_weight, received)
+        with node.update():  # busy for compute.update_time, if set
+            received = []
+            for m in got.values():
+                x_j, mask = self.share.decode(m.payload, node.x)
+                received.append((x_j, mask, 1.0 / (1 + max(node.degree, m.degree))))
+            self_weight = 1.0 - sum(w for _, _, w in received)
+            sharing.masked_average_(node.x, self_weight, received)
         if hasattr(self.share, "after_averaging"):
             self.share.after_averaging(node.x, sent_state)

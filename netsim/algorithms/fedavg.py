@@ -92,7 +92,8 @@ class FedAvg:
             kept = [r for r in replies if not (r.partial and self.drop_stragglers)]
             if kept:
                 total = sum(r.n for r in kept)
-                node.x.copy_(torch.stack([r.x * (r.n / total) for r in kept]).sum(0))
+                with node.update():  # busy for compute.update_time, if set
+                    node.x.copy_(torch.stack([r.x * (r.n / total) for r in kept]).sum(0))
             node.record("clients_kept", len(kept))
 
     async def worker(self, node):

@@ -80,10 +80,11 @@ class GoSGD:
         sent_state: dict = {}
         while not node.done:
             for message in node.drain("gossip"):
-                x_j, _ = self.share.decode(message.payload, node.x)  # missing: i's own values
-                node.state["log_alpha"] = ops.gossip_merge(
-                    node.x, node.state["log_alpha"], x_j, message.log_alpha
-                )
+                with node.update():  # busy for compute.update_time, if set
+                    x_j, _ = self.share.decode(message.payload, node.x)  # missing: i's own
+                    node.state["log_alpha"] = ops.gossip_merge(
+                        node.x, node.state["log_alpha"], x_j, message.log_alpha
+                    )
             await node.train()
             if node.rng.random() < self.p:
                 peer, handed = self._peer_and_share(node)

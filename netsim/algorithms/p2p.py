@@ -109,10 +109,12 @@ class P2PPull:
                 w = weight(recent(losses), reply.loss)
                 node.record("weight", w)
             if not self.compress:
-                x_j, mask = self.share.decode(reply.payload, node.x)
-                sharing.masked_average_(node.x, 1 - w, [(x_j, mask, w)])
+                with node.update():  # busy for compute.update_time, if set
+                    x_j, mask = self.share.decode(reply.payload, node.x)
+                    sharing.masked_average_(node.x, 1 - w, [(x_j, mask, w)])
             elif _update(held, reply):
-                node.x.mul_(1 - w).add_(held[reply.src][1], alpha=w)
+                with node.update():
+                    node.x.mul_(1 - w).add_(held[reply.src][1], alpha=w)
 
     async def serve(self, node):
         sent = {}  # compress: requester -> (version, r_ij as the requester holds it)

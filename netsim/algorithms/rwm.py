@@ -69,10 +69,11 @@ class RWM:
             if m is None:  # the walks that would reach us were lost: start a new one
                 self._walk(node, sent_state)
                 continue
-            x_j, mask = self.share.decode(m.payload, node.x)
             age, age_j = node.state["age"], m.age  # age >= 1 after the step
             w_j = age_j / (age + age_j)
-            sharing.masked_average_(node.x, 1 - w_j, [(x_j, mask, w_j)])
+            with node.update():  # busy for compute.update_time, if set
+                x_j, mask = self.share.decode(m.payload, node.x)
+                sharing.masked_average_(node.x, 1 - w_j, [(x_j, mask, w_j)])
             if hasattr(self.share, "after_averaging"):
                 self.share.after_averaging(node.x, sent_state)
             node.state["age"] = max(age, age_j)

@@ -11,10 +11,11 @@ seconds = base x slowdown_i x jitter, where
   never take exactly the same time twice.
 
 An update a node applies from what it received (``node.apply``: a parameter server's step, the
-averaged step of all-reduce, SGP's and AD-PSGD's) takes ``update_time`` x slowdown_i seconds
-(x any Slow fault on), 0 unless set (no jitter). The node does nothing else meanwhile: what it
-sends leaves when the update ends, and whatever its roles wait for is taken no earlier (see
-netsim/node.py).
+averaged step of all-reduce, SGP's and AD-PSGD's; ``node.update()``: a merge of received models,
+P2PPull's, GoSGD's, RWM's, D-PSGD's average, a FedAvg server's) takes ``update_time`` x
+slowdown_i seconds (x any Slow fault on), 0 unless set (no jitter). The node does nothing else
+meanwhile: what it sends leaves when the update ends, and whatever its roles wait for is taken
+no earlier (see netsim/node.py).
 """
 
 from __future__ import annotations

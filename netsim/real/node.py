@@ -27,6 +27,7 @@ The surface is the simulated node's (netsim/node.py), with these meanings:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -81,9 +82,16 @@ class RealNode(NodeState):
         """The real update, then, with ``compute.update_time``, the node is busy until the
         modelled time has passed since it started (as in simulation: sends leave and waits end
         no earlier; a real update longer than the model is recorded as ``overrun``)."""
+        with self.update():
+            self.g.copy_(g)
+            self._step()
+
+    @contextlib.contextmanager
+    def update(self):
+        """The block's real update from what the node received (a merge, an average), then,
+        with ``compute.update_time``, the node is busy as after apply (see netsim/node.py)."""
         started = self.now
-        self.g.copy_(g)
-        self._step()
+        yield
         if self.update_seconds:
             seconds = self.update_seconds * self._world.faults.slowdown(self.id, started)
             if self.now - started > seconds:

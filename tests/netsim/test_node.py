@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+import netsim.node
 from netsim import Compute, Network
-from netsim.algorithms import ops
+from netsim.algorithms import DPSGD, RWM, FedAvg, GoSGD, P2PPull, ops
 
 FAST = Network(bandwidth=1e15)
 
@@ -256,6 +257,25 @@ def test_an_update_holds_the_nodes_sends_waits_and_next_step(simulate, slow):
     with open(sim.recorder.dir / "steps.csv") as handle:
         step = next(row for row in csv.DictReader(handle) if row["node"] == "0")
     assert (float(step["t_start"]), float(step["t_end"])) == (1.0, 1.2)  # x its slowdown 2
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    [GoSGD(p=1.0), DPSGD(), RWM(), FedAvg(rounds=2), P2PPull(timeout="1s")],
+    ids=lambda a: type(a).__name__,
+)
+def test_a_merge_of_received_models_is_an_update(simulate, monkeypatch, algorithm):
+    # each algorithm's average of what it received goes through node.update (update_time)
+    merges = []
+    update = netsim.node.Node.update
+
+    def counted(self):
+        merges.append(self.id)
+        return update(self)
+
+    monkeypatch.setattr(netsim.node.Node, "update", counted)
+    simulate(algorithm, workers=3, steps=3, network=FAST, compute=Compute(step_time=0.1))
+    assert len(merges) >= 2
 
 
 def test_an_update_lost_to_a_crash_loses_what_it_was_to_send(simulate):

@@ -87,6 +87,8 @@ RUNS = {
     "slowdown": (SOLO, TWO, "compute", {"slowdown": {1: 2.0, "worker": 3.0}}),
     # the two workers' first gradients reach the server together: the second update queues
     "update_time": (PS, TWO, "compute", {"update_time": "30ms", "slowdown": {"server": 2.0}}),
+    # a P2PPull worker's average of a pulled model is an update as well
+    "update_time_merge": (PULL, TWO, "compute", {"update_time": "30ms"}),
 }
 
 
@@ -318,6 +320,16 @@ def check_update_time(run):  # the server (node 2) replies when each 60 ms updat
     assert queued >= 1
     steps = durations(run, 0)  # the workers' steps are the compute model's
     assert steps == pytest.approx(np.full(len(steps), STEP), rel=1e-12)
+
+
+def check_update_time_merge(run):  # each worker's next step starts 30 ms after its reply
+    m, steps = messages(run), read_csv(run / "steps.csv")
+    for node in (0, 1):
+        replies = np.sort(m["t_arrive"][(m["kind"] == "model") & (m["dst"] == node)])
+        starts = np.sort(steps["t_start"][steps["node"] == node])
+        assert len(starts) == 3 and len(replies) >= 2 and replies[1] > starts[1]
+        assert starts[1:] == pytest.approx(replies[:2] + 0.03, rel=1e-12)
+    assert durations(run, 0) == pytest.approx(np.full(3, STEP), rel=1e-12)
 
 
 def check_noise(run):

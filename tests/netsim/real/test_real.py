@@ -188,7 +188,21 @@ def test_a_servers_update_time_holds_its_replies_as_in_simulation(tmp_path):
     assert not [r for r in records if r["name"] == "overrun"]  # a logistic update is quick
 
 
-def test_a_steps_optimizer_update_is_inside_its_modelled_time(tmp_path):
+def test_a_p2p_workers_merge_holds_its_next_step_as_in_simulation(tmp_path):
+    compute = Compute(step_time="0.05s", update_time="0.1s")
+    experiment = tiny("merge", Run("p2p", P2PPull(timeout="1s"), workers=2, compute=compute))
+    run(experiment, out=tmp_path, runtime="real", progress=False, plot=False)
+    messages = rows(tmp_path / "merge/p2p/messages.csv")
+    steps = rows(tmp_path / "merge/p2p/steps.csv")
+    for node in ("0", "1"):
+        replies = sorted(
+            float(m["t_arrive"]) for m in messages if m["dst"] == node and m["kind"] == "model"
+        )
+        starts = sorted(float(s["t_start"]) for s in steps if s["node"] == node)
+        assert len(starts) == 6 and len(replies) >= 5
+        for arrived, start in zip(replies, starts[1:], strict=False):  # 0.1 s after each merge
+            assert arrived + 0.1 - 1e-3 <= start <= arrived + 0.1 + 1.0
+
     spec = tmp_path / "exp.py"  # every optimizer step of its worker takes 40 ms
     spec.write_text(
         "import time\n"
