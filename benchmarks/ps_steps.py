@@ -8,7 +8,8 @@ the ends of its consecutive steps, so it includes waiting, as Cui's Table I coun
 and simulated, with max-min sharing ("sim"), with Network(unfairness="tcp") ("sim tcp"), with
 Network(ramp="tcp") ("sim ramp") and with that and acks="tcp" ("sim ramp acks"), and
 with those and the real server's update time ("sim update": Compute(update_time=...), the
-median of the real run's, see update_time()), with those and Network(unfairness="tcp",
+median of the real run's, see update_time(); peer-to-peer: the real workers' time to merge a
+reply, merge_time()), with those and Network(unfairness="tcp",
 unfairness_among="together") ("sim together": uneven shares among flows that start together),
 and their errors, and draws the overlaid histograms of real, max-min, "sim update" and
 "sim together".
@@ -97,10 +98,13 @@ PLOTTED = ("sim", "sim update", "sim together", "real")  # the histograms' curve
 def update_time(run_dir: Path) -> float:
     """The median time the real server took per update: from a gradient's arrival, or from
     its previous reply if that left later (the gradient waited), to the reply's departure.
-    It holds decoding the gradient, applying it and encoding the reply. 0 without a server."""
+    It holds decoding the gradient, applying it and encoding the reply. Peer-to-peer (no
+    gradients): merge_time(). 0 when neither has any."""
     rows = read_csv(Path(run_dir) / "messages.csv", text=("kind", "reason"))
     if not rows:
         return 0.0
+    if not (rows["kind"] == "grad").any():
+        return merge_time(run_dir, rows)
     grads = np.flatnonzero((rows["kind"] == "grad") & np.isfinite(rows["t_arrive"]))
     replies = np.flatnonzero(rows["kind"] == "params")
     taken, busy = [], 0.0
@@ -113,6 +117,24 @@ def update_time(run_dir: Path) -> float:
         start = max(arrived, busy)
         busy = float(later.min())
         taken.append(busy - start)
+    return float(np.median(taken)) if taken else 0.0
+
+
+def merge_time(run_dir: Path, rows) -> float:
+    """The median time a real peer-to-peer worker took to merge a reply: from the reply's
+    arrival while the worker waited for it (after one step's end, before the next's start)
+    to the next step's start. It holds decoding the model and averaging it. 0 if none came
+    in time."""
+    steps = read_csv(Path(run_dir) / "steps.csv")
+    taken = []
+    for worker in np.unique(steps["node"]):
+        mine = steps["node"] == worker
+        ends, starts = np.sort(steps["t_end"][mine]), np.sort(steps["t_start"][mine])
+        replies = rows["t_arrive"][(rows["kind"] == "model") & (rows["dst"] == worker)]
+        for end, start in zip(ends, starts[1:], strict=False):
+            came = replies[(replies > end) & (replies < start)]
+            if len(came):
+                taken.append(start - came.max())
     return float(np.median(taken)) if taken else 0.0
 
 
@@ -159,7 +181,8 @@ def measure(
             spec.shared["compute"] = dataclasses.replace(compute, update_time=seconds)
             run(spec, out=out / label, progress=False, plot=False)
         spec.shared["network"], spec.shared["compute"] = fair, compute
-        print(f"{spec.name} {name}: the real server's update time, median {seconds:.3f} s")
+        what = "server's update" if name == "async_ps" else "workers' merge"
+        print(f"{spec.name} {name}: the real {what} time, median {seconds:.3f} s")
         labels = [*MODELS, *UPDATED, "real"]
         found[name] = {label: step_times(out / label / spec.name / name) for label in labels}
         crowded = {label: crowding(out / label / spec.name / name) for label in labels}

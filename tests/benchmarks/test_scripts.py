@@ -90,6 +90,26 @@ def test_update_time_is_the_servers_median_time_from_gradient_or_busy_to_reply(t
     assert ps_steps.update_time(tmp_path) == 0.0
 
 
+def test_update_time_of_peer_to_peer_is_the_median_merge_from_reply_to_next_step(tmp_path):
+    # worker 0: steps [0, 1], [1.5, 2.5], [3.2, 4.2]; its replies arrive at 1.4 (merged by
+    # 1.5: 0.1) and 3.0 (0.2); 2.0 came during a step (a late one: not merged). Worker 1's
+    # reply at 1.7 took 0.4 to its step at 2.1.
+    (tmp_path / "messages.csv").write_text(
+        "src,dst,kind,bytes,data_bytes,t_send,t_arrive,dropped,reason\n"
+        "0,1,pull,1,1,1.0,1.01,0,\n"
+        "1,0,model,10,10,1.01,1.4,0,\n"
+        "2,0,model,10,10,1.5,2.0,0,\n"
+        "1,0,model,10,10,2.6,3.0,0,\n"
+        "0,1,model,10,10,1.2,1.7,0,\n"
+        "2,1,model,10,10,1.2,,1,loss\n"
+    )
+    (tmp_path / "steps.csv").write_text(
+        "node,step,t_start,t_end,loss\n"
+        "0,1,0,1,1\n0,2,1.5,2.5,1\n0,3,3.2,4.2,1\n1,1,0,1.1,1\n1,2,2.1,3.1,1\n"
+    )
+    assert ps_steps.update_time(tmp_path) == pytest.approx(0.2, rel=1e-12)  # of .1, .2, .4
+
+
 def test_served_runs_closed_loop_compute_then_push_then_reply(tmp_path):
     # one worker, no jitter: each step is 0.58 s, then its push and the server's reply, each
     # alone at the server's 300 Mbit/s x TCP's goodput
