@@ -17,6 +17,8 @@ import ramp  # noqa: E402
 import served  # noqa: E402
 import unfairness  # noqa: E402
 
+from netsim import Network  # noqa: E402
+
 
 def test_wire_prints_both_ways_and_their_ratios():
     result = subprocess.run(
@@ -88,6 +90,27 @@ def test_update_time_is_the_servers_median_time_from_gradient_or_busy_to_reply(t
     assert ps_steps.update_time(tmp_path) == pytest.approx(0.2, rel=1e-12)  # of .2, .3, .1
     (tmp_path / "messages.csv").write_text("src,dst,kind,bytes,data_bytes,t_send,t_arrive\n")
     assert ps_steps.update_time(tmp_path) == 0.0
+
+
+def test_host_goodput_is_the_median_share_of_the_nic_moved_by_messages_alone(tmp_path):
+    # NICs at 1 Gbit/s, node 2's at 300 Mbit/s. 0 -> 1: 10 MB in 0.1 s alone (0.8 of 1 Gbit/s);
+    # 1 -> 2: 3 MB in 0.1 s alone (0.8 of node 2's 300 Mbit/s); 0 -> 2: 3 MB in 0.2 s (0.4).
+    # Then two from 1 overlap on its uplink, one into 0 starts while another into 0 is still
+    # on its way at the end, and a small message is too short to count.
+    (tmp_path / "messages.csv").write_text(
+        "src,dst,kind,bytes,data_bytes,t_send,t_arrive,dropped,reason\n"
+        "0,1,m,10000000,0,0.0,0.1,0,\n"
+        "1,2,m,3000000,0,0.2,0.3,0,\n"
+        "0,2,m,3000000,0,0.4,0.6,0,\n"
+        "1,0,m,3000000,0,1.0,1.1,0,\n"
+        "1,2,m,3000000,0,1.05,1.2,0,\n"
+        "2,0,m,3000000,0,2.0,,0,\n"
+        "1,0,m,3000000,0,2.5,2.6,0,\n"
+        "0,1,m,1000,0,3.0,3.5,0,\n"
+    )
+    network = Network("1Gbit/s", nodes={2: {"bandwidth": "300Mbit/s"}}, goodput="tcp")
+    found = ps_steps.host_goodput(tmp_path, network, ["worker"] * 3)
+    assert found == pytest.approx(0.8, rel=1e-12)  # of 0.8, 0.8, 0.4
 
 
 def test_update_time_of_peer_to_peer_is_the_median_merge_from_reply_to_next_step(tmp_path):
