@@ -280,7 +280,11 @@ def histograms(results, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.4), squeeze=False)
+    ncol = 1 if len(results) == 1 else 3  # the legend's columns, below the plots
+    below = 0.12 + 0.16 * -(-len(PLOTTED) // ncol)  # inches for the legend
+    fig, axes = plt.subplots(
+        1, len(results), figsize=(4.2 * len(results), 3.2 + below), squeeze=False
+    )
     styles = {
         "real": ("real (namespaces)", "tab:orange"),
         "sim": ("simulated, max-min", "tab:blue"),
@@ -307,8 +311,9 @@ def histograms(results, path: str) -> None:
         ax.set_title(f"{name}, {model}")
         ax.set_xlabel("seconds per batch")
     axes[0][0].set_ylabel("share of steps")
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()  # below the plots, off the bars
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
+    fig.tight_layout(rect=(0, below / (3.2 + below), 1, 1))
     fig.savefig(path, dpi=110)
 
 
