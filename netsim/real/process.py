@@ -85,6 +85,7 @@ def main(connect: str, node: int, listen: str) -> int:
     # SIGUSR1 prints its threads' stacks even when its event loop is blocked, SIGUSR2 its tasks'
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     torch.set_num_threads(1)  # one process per node: threads would only fight over cores
+    frames.reuse_large_buffers()  # a message's buffers without a page fault per 4 kB
     return asyncio.run(_run(connect, node, listen))
 
 

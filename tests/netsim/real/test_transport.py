@@ -3,8 +3,11 @@ own memory arrive whole and in order, and a peer nobody listens at loses the mes
 
 import asyncio
 import socket
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 import torch
 
 from netsim import Network
@@ -59,3 +62,36 @@ def test_frames_arrive_whole_and_in_order_and_an_unreachable_peer_loses_the_mess
     assert ("lost", 0, 2, 0, "unreachable") in reports
     arrived = [row for row in reports if row[0] == "arrived"]
     assert [row[3] for row in arrived] == [0, 1, 2]  # the k-th frame from the sender
+
+
+_MALLINFO = """
+import ctypes
+from netsim.real import frames
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+first = bytearray(80_000_000)
+print(libc.mallinfo2().hblkhd >= 80_000_000, frames.reuse_large_buffers())
+del first
+second = bytearray(80_000_000)
+print(libc.mallinfo2().hblkhd < 80_000_000)
+"""
+
+
+def test_large_buffers_come_from_the_heap_once_a_node_process_asks():
+    # glibc's mallinfo2 counts the bytes of blocks mapped on their own (hblkhd): an 80 MB
+    # buffer is one before, and none after
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").mallinfo2  # noqa: B018
+    except (OSError, AttributeError):
+        pytest.skip("needs glibc 2.33 or later (mallinfo2)")
+    found = subprocess.run(
+        [sys.executable, "-c", _MALLINFO], capture_output=True, text=True, timeout=60
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == ["True", "True", "True"]
