@@ -154,11 +154,11 @@ class Coordinator:
             waiting.cancel()
             have = self.addresses if phase == "start" else self.finals
             missing = sorted(set(range(len(self.roles))) - set(have))
-            self.where.where_stuck(self.procs, missing)
+            became = self.where.where_stuck(self.procs, missing)
             await asyncio.sleep(1.0)  # their stacks reach stderr before the error
             raise RealRunError(
                 f"run {self.name!r}: nodes {missing} did not {phase} within {timeout:.0f} s "
-                "(where each waited is printed above)"
+                f"({became})"
             )
 
     async def _all_final(self) -> None:

@@ -80,16 +80,24 @@ class Placement:
     def describe(self, addresses: dict[int, tuple[str, int]]) -> dict:
         return {"hosts": sorted({host for host, _ in addresses.values()})}
 
-    def where_stuck(self, procs: list[subprocess.Popen], nodes: list[int]) -> None:
+    def where_stuck(self, procs: list[subprocess.Popen], nodes: list[int]) -> str:
         """Asks the given nodes' processes on this host to print their threads' and asyncio
-        tasks' stacks to their stderr (process.py); those started by agents are not asked."""
+        tasks' stacks to their stderr (process.py); those started by agents are not asked.
+        Says what became of each: still running (its stacks printed), or its exit status."""
+        said = []
         for node in nodes:
-            if not self.agents and node < len(procs) and procs[node].poll() is None:
+            if self.agents or node >= len(procs):
+                said.append(f"node {node}: started by an agent")
+            elif (code := procs[node].poll()) is not None:
+                said.append(f"node {node} exited with status {code} without reporting")
+            else:
                 for sig in (signal.SIGUSR1, signal.SIGUSR2):
                     try:
                         os.kill(procs[node].pid, sig)
                     except ProcessLookupError:  # it ended meanwhile
                         break
+                said.append(f"node {node} still runs: where it waits is printed above")
+        return "; ".join(said)
 
     def exit_code(self, procs: list[subprocess.Popen], node: int):
         if self.agents or node >= len(procs):

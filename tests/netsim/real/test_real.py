@@ -429,13 +429,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_node_that_does_not_stop_is_named_and_prints_where_it_waits(tmp_path, monkeypatch, capfd):
+@pytest.mark.parametrize("exits", [False, True], ids=["hangs", "exits"])
+def test_a_node_that_does_not_stop_is_named_and_prints_where_it_waits(
+    tmp_path, monkeypatch, capfd, exits
+):
     from netsim.real import coordinator
     from netsim.specfile import load
 
     spec = tmp_path / "exp.py"
     spec.write_text(
         "import asyncio\n"
+        "import os\n"
         "from dataclasses import dataclass\n"
         "from netsim import Compute, Experiment, Run\n"
         "@dataclass(frozen=True)\n"
@@ -447,13 +451,23 @@ def test_a_node_that_does_not_stop_is_named_and_prints_where_it_waits(tmp_path, 
         "            except asyncio.CancelledError:\n"
         "                if node.id != 1:\n"
         "                    raise\n"
+        f"                if {exits}:  # gone without its final report\n"
+        "                    os._exit(7)\n"
         "experiment = Experiment('deaf', [Run('d', Deaf())], data='synthetic_fmnist',\n"
         "    model='logistic', workers=3, until='0.5s', compute=Compute(step_time='0.05s'))\n"
     )
     monkeypatch.setattr(coordinator, "_STOP_TIMEOUT", 2.0)
+    became = "node 1 exited with status 7 without reporting" if exits else "node 1 still runs"
     with pytest.raises(coordinator.RealRunError, match=r"nodes \[1\] did not stop within 2 s"):
-        run(load(str(spec)), out=tmp_path / "out", runtime="real", progress=False, plot=False)
+        try:
+            run(load(str(spec)), out=tmp_path / "out", runtime="real", progress=False, plot=False)
+        except coordinator.RealRunError as error:
+            assert became in str(error)
+            raise
     err = capfd.readouterr().err
+    if exits:
+        assert "its asyncio tasks" not in err  # nobody left to ask
+        return
     assert "node 1: its asyncio tasks, where each waits:" in err
     assert "Deaf.worker" in err or "in worker" in err  # the role's coroutine, where it waits
     assert "Current thread" in err or "Thread 0x" in err  # faulthandler's threads
