@@ -110,8 +110,8 @@ def host_goodput(run_dir: Path, network, roles: list[str]) -> float:
     """The share of its path's slowest NIC that a real message of 1 MB or more moved while
     no other such message shared its sender's uplink or its receiver's downlink: the median
     over those messages of 8 bytes / transfer time / min(uplink, downlink). TCP's framing
-    alone allows 1448/1514; at 1 Gbit/s this host's two busy cores move less. NaN if no
-    message travelled alone."""
+    alone allows 1448/1514; a runtime or host that cannot keep up with the NIC moves less.
+    NaN if no message travelled alone."""
     nics = dataclasses.replace(network, goodput=1.0).resolve(roles).nics
     rows = read_csv(Path(run_dir) / "messages.csv", text=("kind", "reason"))
     if not rows:

@@ -118,7 +118,7 @@ class Served:
 @dataclass(frozen=True)
 class Pulled:
     """ps_vs_p2p's peer-to-peer pattern (P2PPull) without training: each of ``workers`` nodes
-    waits its emulated compute (as in Served), takes any reply that came after its timeout,
+    waits its emulated compute (as in Served), drops any reply that came after its timeout,
     asks a random other node for its model (a request of a few bytes) and waits up to
     ``timeout`` seconds for the ``size``-byte reply, ``rounds`` times; every node answers each
     request as it has it. A worker's steps end when it sends its requests, so its step times

@@ -40,9 +40,10 @@ def reuse_large_buffers() -> bool:
     """Has glibc's malloc take blocks up to 1 GiB from the heap and keep what is freed there,
     so that a message's receive buffer and send snapshot reuse the memory of the ones before.
     Otherwise glibc maps every block over 32 MB afresh, and the first write to each of its
-    pages faults: on two busy cores an 80 MB message then arrived at 0.88 of a 1 Gbit/s NIC's
-    rate, and at 0.95 (TCP's framing) with this (docs/fidelity.md). A node process keeps its
-    peak memory. False where the C library is not glibc."""
+    pages faults: among four node processes on two cores an 80 MB message then moved at
+    0.85-0.89 of a 1 Gbit/s NIC's rate, and at 0.93-0.95 with this (TCP's framing allows 0.956;
+    docs/fidelity.md). A node process keeps its peak memory. False where the C library is not
+    glibc."""
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
