@@ -8,9 +8,9 @@ The surface is the simulated node's (netsim/node.py), with these meanings:
   recorded as ``overrun`` in records.csv); with ``compute="real"`` it lasts what it takes.
   As in simulation, the update is applied at the step's end, so a role that sends ``node.x``
   during the step sends the parameters from before it, and the modelled time holds the
-  update too: the process wakes the update's last measured duration early and updates, so
-  a step ends at its modelled time, not that much later (80 MB of VGG-19's parameters took
-  about 45 ms to update on two busy cores).
+  update too: the process wakes the least of its recent updates' durations early and
+  updates, so a step ends at its modelled time, not that much later (80 MB of VGG-19's
+  parameters took about 45 ms to update on two busy cores).
 - ``apply``: the real update; with ``compute.update_time`` the node is then busy until that
   time has passed since the update started, as in simulation (a longer real update is
   recorded as ``overrun``).
@@ -27,6 +27,7 @@ The surface is the simulated node's (netsim/node.py), with these meanings:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from typing import Any
@@ -45,7 +46,9 @@ class RealNode(NodeState):
         self._slowdown = float(slowdown)
         self.update_seconds = world.settings.compute.update_seconds(self._slowdown)
         self._update_end = 0.0  # when the node's latest update ends (apply), on self.now
-        self._step_cost = 0.0  # how long train's optimizer step last took, in seconds
+        # how long train's optimizer steps took lately, in seconds; a step wakes the least of
+        # them early, so an update quicker than usual does not end it before its model
+        self._step_costs: collections.deque[float] = collections.deque(maxlen=8)
         self._life = 0  # times the node went offline: an update's sends die with it
 
     @property
@@ -120,14 +123,15 @@ class RealNode(NodeState):
             world.work.base_step_seconds, self._slowdown, self.rng, measured
         ) * world.faults.slowdown(self.id, t_start)  # a Slow fault on as the step starts
         # the update at the step's end is part of the modelled time (as last measured)
-        updating = self._step_cost if apply and not compute.calibrate else 0.0
+        costs = self._step_costs
+        updating = min(costs) if apply and costs and not compute.calibrate else 0.0
         if measured + updating > seconds and not compute.calibrate:
             self.record("overrun", measured + updating - seconds)
         await asyncio.sleep(seconds - updating - (time.perf_counter() - started))
         if apply:
             began = time.perf_counter()
             self._step()
-            self._step_cost = time.perf_counter() - began
+            self._step_costs.append(time.perf_counter() - began)
         self.steps += 1
         world.report("step", self.id, self.steps, t_start, self.now, ticket.loss)
         return ticket.loss

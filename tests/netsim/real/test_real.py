@@ -203,6 +203,8 @@ def test_a_p2p_workers_merge_holds_its_next_step_as_in_simulation(tmp_path):
         for arrived, start in zip(replies, starts[1:], strict=False):  # 0.1 s after each merge
             assert arrived + 0.1 - 1e-3 <= start <= arrived + 0.1 + 1.0
 
+
+def test_a_steps_optimizer_update_is_inside_its_modelled_time(tmp_path):
     spec = tmp_path / "exp.py"  # every optimizer step of its worker takes 40 ms
     spec.write_text(
         "import time\n"
