@@ -7,15 +7,21 @@ per-message completion-time errors, a fit of the TCP goodput factor and per-mess
 from the single transfers, and draws the scatter plot (simulated vs measured, y = x).
 
 The simulation replays the real run's send instants (validation/harness.py). Per-message errors
-come two ways: paired (each message against itself) and by rank within its pattern (the k-th
-fastest simulated against the k-th fastest measured). Where flows share a link, which of them
-TCP favours is a matter of chance, so no model can pair them; the ranks say whether the spread
-of completion times is right.
+come two ways: paired (each message against itself) and by rank among alike messages (those
+a pattern starts at the same instant with the same size: the k-th to end simulated against the
+k-th to end measured; any other message against itself). Where alike flows share a link, which
+of them TCP favours is a matter of chance, so no model can pair them; the ranks say whether the
+spread of their completion times is right.
+
+--keep DIR keeps each measurement under DIR/<pattern>/<n>; --replay DIR simulates the ones
+kept there again, without root or namespaces, on the network the flags give: one measurement,
+any number of models.
 
     sudo .venv/bin/python benchmarks/fidelity.py [--quick] [--goodput G] [--unfairness U]
         [--unfairness-among all|together] [--ramp T] [--acks A] [--connections message|pair]
         [--rates R1,R2] [--repeats N]
         [--only TEXT] [--plot FILE] [--congestion cubic|bbr|reno|host]
+        [--keep DIR | --replay DIR]
 
 The real runs' TCP is Cubic (Linux's default) unless --congestion says otherwise, set in each
 namespace rather than inherited from the host: a host tuned for BBR measures another TCP.
@@ -90,14 +96,14 @@ def cases(
     return found
 
 
+def folder(name: str) -> str:
+    """A pattern's folder name (and its experiment's): "one 4 MB @100M" -> "one_4_MB_100M"."""
+    return name.replace(" ", "_").replace("@", "").replace(",", "")
+
+
 def at(rate: str) -> str:
     """A row name's rate: " @100M", " @1G"."""
     return f" @{rate.removesuffix('bit/s')}"
-
-
-def ranked(result) -> list[tuple[float, float]]:
-    """(simulated, measured) completion times matched by rank within the pattern."""
-    return list(zip(sorted(result.sim.values()), sorted(result.real.values()), strict=True))
 
 
 def spread(errors: np.ndarray) -> str:
@@ -149,42 +155,69 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=1, help="measurements of each pattern")
     parser.add_argument("--only", default="", help="the patterns whose name holds this text")
     parser.add_argument("--plot", default="fidelity_scatter.png", help="the scatter plot's file")
+    kept = parser.add_mutually_exclusive_group()
+    kept.add_argument("--keep", type=Path, help="keep each measurement under DIR/<pattern>/<n>")
+    kept.add_argument("--replay", type=Path, help="simulate the measurements kept under DIR")
     args = parser.parse_args()
     options = settings(args)
     if isinstance(options, str):
         print(f"fidelity: {options}", file=sys.stderr)
         return 2
-    if (why := netns.why_not()) is not None:
+    if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
+        print(f"fidelity: --keep {args.keep} is not empty: give a new folder", file=sys.stderr)
+        return 2
+    if args.replay is None and (why := netns.why_not()) is not None:
         print(f"fidelity: cannot run: {why}", file=sys.stderr)
         return 2
-    congestion = harness.congestion(args.congestion)
     specs = [c for c in cases(args.quick, args.goodput, **options) if args.only in c[0]]
     if not specs:
         print(f"fidelity: no pattern's name holds {args.only!r}", file=sys.stderr)
         return 2
+    if args.replay is not None:
+        kept = {  # in the order measured: 1, 2, ..., 10
+            name: sorted(
+                args.replay.glob(f"{folder(name)}/*/real"), key=lambda p: int(p.parent.name)
+            )
+            for name, _, _ in specs
+        }
+        specs = [spec for spec in specs if kept[spec[0]]]
+        if not specs:
+            print(f"fidelity: {args.replay} holds no measurement of these patterns (made by "
+                  "--keep DIR)", file=sys.stderr)  # fmt: skip
+            return 2
     results = []  # per pattern, its measurements
-    host = f"{netns.congestion_in('')}, the host's own"
-    print(f"real TCP: {congestion or host}")
+    if args.replay is None:
+        congestion = harness.congestion(args.congestion)
+        host = f"{netns.congestion_in('')}, the host's own"
+        print(f"real TCP: {congestion or host}")
     print(
         f"{'pattern':<28} {'msgs':>4} {'sim last (s)':>12} {'real last (s)':>13} {'error':>7} "
         f"{'CPU busy':>8} {'stolen':>6}"
     )
     for name, pattern, network in specs:
         results.append([])
-        for repeat in range(args.repeats):
-            folder = name.replace(" ", "_").replace("@", "").replace(",", "")
-            result = harness.measure(folder, pattern, network, congestion=congestion)
+        if args.replay is not None:
+            where = [path.parent for path in kept[name]]
+        else:
+            where = [
+                args.keep and args.keep / folder(name) / str(n + 1) for n in range(args.repeats)
+            ]
+        for repeat, out in enumerate(where):
+            if args.replay is not None:
+                result = harness.simulate(folder(name), pattern, network, out)
+            else:
+                result = harness.measure(folder(name), pattern, network, out, congestion)
             results[-1].append(result)
             error = result.sim_last / result.real_last - 1
-            label = name if args.repeats == 1 else f"{name} #{repeat + 1}"
+            label = name if len(where) == 1 else f"{name} #{repeat + 1}"
             print(
                 f"{label:<28} {len(result.real):>4} {result.sim_last:>12.4f} "
                 f"{result.real_last:>13.4f} {error:>+7.1%} {result.busy:>8.0%} "
                 f"{result.stolen:>6.0%}",
                 flush=True,
             )
-    if args.repeats > 1:
-        print(f"\nlast finisher, simulated / measured - 1 over {args.repeats} measurements:")
+    if max(map(len, results)) > 1:
+        print("\nlast finisher, simulated / measured - 1 over its measurements:")
         for (name, _, _), measured in zip(specs, results, strict=True):
             errors = np.array([r.sim_last / r.real_last - 1 for r in measured])
             print(
@@ -195,17 +228,17 @@ def main() -> int:
     flat = [(spec, r) for spec, measured in zip(specs, results, strict=True) for r in measured]
     pairs = np.array([pair for _, result in flat for pair in result.pairs()])
     errors = np.abs(pairs[:, 0] / pairs[:, 1] - 1)
-    by_rank = np.array([pair for _, result in flat for pair in ranked(result)])
+    by_rank = np.array([pair for spec, result in flat for pair in harness.ranked(result, spec[1])])
     print(f"\nper-message |sim/real - 1| over {len(errors)} messages: {spread(errors)}")
     rank_errors = np.abs(by_rank[:, 0] / by_rank[:, 1] - 1)
-    print(f"the same, matched by rank within each pattern: {spread(rank_errors)}")
+    print(f"the same, matched by rank among alike messages: {spread(rank_errors)}")
     singles = [(result, spec) for spec, result in flat if len(spec[1].schedule) == 1]
     if len({spec[1].schedule[0][3] for _, spec in singles}) >= 2:  # two sizes or more
         goodput, constant = fit(*zip(*singles, strict=True))
         print(
             f"fit of the single transfers: goodput {goodput:.4f}, constant {constant * 1e3:.2f} ms"
         )
-    scatter(pairs, args.plot)
+    harness.scatter(pairs, args.plot)
     return 0
 
 
@@ -256,25 +289,6 @@ def number(text: str):
         return float(text)
     except ValueError:
         return text
-
-
-def scatter(pairs: np.ndarray, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 5.5))
-    ax.loglog(pairs[:, 1], pairs[:, 0], ".", alpha=0.6, label="one message")
-    lo, hi = pairs.min() * 0.8, pairs.max() * 1.25
-    ax.plot([lo, hi], [lo, hi], "k--", linewidth=1, label="y = x")
-    ax.set_xlabel("measured completion time (s), real TCP through htb")
-    ax.set_ylabel("simulated completion time (s)")
-    ax.set_title("Simulated vs measured, per message")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    print(f"scatter plot: {path}")
 
 
 if __name__ == "__main__":

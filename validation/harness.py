@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import sys
 import tempfile
 import threading
@@ -68,21 +69,39 @@ def measure(
     out: Path | None = None,
     congestion: str | None = netns.CONGESTION,
 ) -> Result:
-    """The pattern simulated and run for real in namespaces (root and tc needed), the real
-    run's TCP under the congestion control `congestion` (None: the host's)."""
+    """The pattern run for real in namespaces (root and tc needed), the real run's TCP under
+    the congestion control `congestion` (None: the host's), then simulated (`simulate`). The
+    measurement stays under out (a new temporary folder if None): out/real holds the real
+    run, out/cpu.json the host's CPU shares during it."""
     out = Path(out or tempfile.mkdtemp(prefix="fidelity-"))
     spec = experiment(name, pattern, network)
     with CpuSampler() as cpu:
         in_namespaces(spec, out / "real", ["worker"] * pattern.nodes, network, congestion)
     real_csv = out / "real" / name / name / "messages.csv"
+    t0 = json.loads((real_csv.parent / "config.json").read_text())["t0"]
+    first = t0 + float(_rows(real_csv)[0]["t_send"])
+    busy, stolen = cpu.shares(first, first + completions(real_csv)[1])
+    (out / "cpu.json").write_text(json.dumps({"busy": busy, "stolen": stolen}))
+    return simulate(name, pattern, network, out)
+
+
+def simulate(name: str, pattern, network: Network, out: Path) -> Result:
+    """The measurement under out (made by `measure`) replayed in the simulation on network,
+    which may differ from the one it was measured on in its model options (goodput, acks,
+    connections...): one measurement, any number of models. The simulation's files go to
+    out/sim, replaced each time."""
+    out = Path(out)
+    real_csv = out / "real" / name / name / "messages.csv"
+    if not real_csv.is_file():
+        raise FileNotFoundError(f"{out} holds no real run of {name!r} ({real_csv} is missing)")
+    shutil.rmtree(out / "sim", ignore_errors=True)
     replayed = experiment(name, replay(pattern, real_csv), network)
     run(replayed, out=out / "sim", progress=False, plot=False)
     sim, sim_last = completions(out / "sim" / name / name / "messages.csv")
     real, real_last = completions(real_csv)
-    t0 = json.loads((real_csv.parent / "config.json").read_text())["t0"]
-    rows = _rows(real_csv)
-    first = t0 + float(rows[0]["t_send"])
-    busy, stolen = cpu.shares(first, first + real_last)
+    cpu = out / "cpu.json"
+    shares = json.loads(cpu.read_text()) if cpu.is_file() else {}
+    busy, stolen = (shares.get(key, float("nan")) for key in ("busy", "stolen"))
     return Result(name, sim, real, sim_last, real_last, sends(real_csv), busy, stolen)
 
 
@@ -227,3 +246,42 @@ def completions(path: Path) -> tuple[dict[tuple[int, int, int], float], float]:
     }
     last = max(float(r["t_arrive"]) for r in rows)
     return times, last - float(rows[0]["t_send"])
+
+
+def ranked(result: Result, pattern) -> list[tuple[float, float]]:
+    """(simulated, measured) completion times, matched by rank among alike transfers (same
+    instant and size: `Transfers.alike`): the k-th to end simulated against the k-th to end
+    measured. A transfer with none alike is matched with itself."""
+    groups = defaultdict(list)
+    for key, group in pattern.alike().items():
+        if key in result.real:
+            groups[group].append(key)
+    return [
+        pair
+        for keys in groups.values()
+        for pair in zip(
+            sorted(result.sim[key] for key in keys),
+            sorted(result.real[key] for key in keys),
+            strict=True,
+        )
+    ]
+
+
+def scatter(pairs, path: str) -> None:
+    """The (simulated, measured) pairs, one point per message, against y = x, drawn to path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    ax.loglog(pairs[:, 1], pairs[:, 0], ".", alpha=0.6, label="one message")
+    lo, hi = pairs.min() * 0.8, pairs.max() * 1.25
+    ax.plot([lo, hi], [lo, hi], "k--", linewidth=1, label="y = x")
+    ax.set_xlabel("measured completion time (s), real TCP through htb")
+    ax.set_ylabel("simulated completion time (s)")
+    ax.set_title("Simulated vs measured, per message")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"scatter plot: {path}")

@@ -35,6 +35,18 @@ class Transfers:
     def layout(self, graph):
         return ops.solo(nx.complete_graph(self.nodes))
 
+    def alike(self) -> dict[tuple[int, int, int], tuple[float, int]]:
+        """(src, dst, k) of each transfer (k counting that pair's transfers in time order, as
+        messages are matched) -> its (t, bytes). Transfers that start at the same instant
+        with the same size are alike: in these patterns they also cross links of the same
+        rates, so which of them ends first is chance, not something a model can know."""
+        seen: dict[tuple[int, int], int] = {}
+        found = {}
+        for t, src, dst, size in sorted(self.schedule):
+            k = seen[src, dst] = seen.get((src, dst), -1) + 1
+            found[src, dst, k] = (t, size)
+        return found
+
     async def worker(self, node):
         mine = sorted((t, dst, size) for t, src, dst, size in self.schedule if src == node.id)
         expected = sum(dst == node.id for _, _, dst, _ in self.schedule)

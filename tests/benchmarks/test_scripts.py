@@ -273,3 +273,39 @@ def test_ramp_refuses_offsets_or_a_grid_that_are_not_seconds_in_one_line():
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.startswith("ramp: --offsets") and result.stderr.count("\n") == 1
+
+
+def test_fidelity_replays_kept_measurements_on_the_flags_network_without_root(tmp_path):
+    """--replay DIR simulates what --keep DIR kept (here a measurement the simulation made
+    itself, at goodput 1) on the network the flags give, with no namespaces: the same network
+    gives +0.0%, half the goodput +100.0%."""
+    from netsim import run
+    from validation import harness
+
+    name, pattern, network = next(
+        c for c in fidelity.cases(False, 1.0) if c[0] == "one 1000 kB @100M"
+    )
+    out = tmp_path / "kept" / fidelity.folder(name) / "1" / "real"
+    spec = harness.experiment(fidelity.folder(name), pattern, network)
+    run(spec, out=out, progress=False, plot=False)
+    errors = {}
+    for goodput in ("1", "0.5"):
+        result = subprocess.run(
+            [sys.executable, "benchmarks/fidelity.py", "--replay", str(tmp_path / "kept"),
+             "--only", "1000 kB @100M", "--goodput", goodput, "--plot", str(tmp_path / "s.png")],
+            capture_output=True, text=True, cwd=ROOT, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        row = next(line for line in result.stdout.splitlines() if line.startswith(name))
+        errors[goodput] = row.split()[-3]
+    assert errors == {"1": "+0.0%", "0.5": "+100.0%"}
+    for flags, words in [
+        (["--replay", str(tmp_path / "none")], "holds no measurement of these patterns"),
+        (["--keep", str(tmp_path / "kept")], "is not empty: give a new folder"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "benchmarks/fidelity.py", *flags, "--only", "1000 kB @100M"],
+            capture_output=True, text=True, cwd=ROOT, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 2 and words in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1

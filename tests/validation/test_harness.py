@@ -68,3 +68,49 @@ def test_cpu_sampler_reads_the_host_while_in_its_block():
     assert len(sampler.samples) >= 2 and last[0] > first[0]
     busy, stolen = harness.cpu_shares(first[1], last[1])
     assert 0 < busy <= 1 and 0 <= stolen <= busy
+
+
+def test_alike_transfers_share_their_instant_and_size_and_count_k_as_messages_do():
+    # two 0 -> 1 at 0 (k by time order: the later is k = 1), one 2 -> 1 at 0 of another size
+    pattern = patterns.Transfers(((0.5, 0, 1, MB), (0.0, 0, 1, MB), (0.0, 2, 1, 3 * MB)), 3)
+    assert pattern.alike() == {(0, 1, 0): (0.0, MB), (0, 1, 1): (0.5, MB), (2, 1, 0): (0.0, 3 * MB)}
+    assert set(patterns.fan_in(4, MB).alike().values()) == {(0.0, MB)}
+
+
+def test_ranked_matches_the_kth_to_end_among_alike_transfers_and_others_with_themselves():
+    # a fan-in of 3 whose real order is not the simulated one, and a lone later transfer that
+    # ends first simulated and last measured: ranked with itself, not among the fan-in's
+    pattern = patterns.Transfers(((0.0, 1, 0, MB), (0.0, 2, 0, MB), (0.0, 3, 0, MB)), 4)
+    pattern = patterns.Transfers((*pattern.schedule, (1.0, 0, 1, MB)), 4)
+    sim = {(1, 0, 0): 0.3, (2, 0, 0): 0.2, (3, 0, 0): 0.1, (0, 1, 0): 0.05}
+    real = {(1, 0, 0): 0.11, (2, 0, 0): 0.33, (3, 0, 0): 0.22, (0, 1, 0): 0.4}
+    result = harness.Result("r", sim, real, 1.5, 1.4)
+    ranked = [(0.05, 0.4), (0.1, 0.11), (0.2, 0.22), (0.3, 0.33)]
+    assert sorted(harness.ranked(result, pattern)) == ranked
+    assert sorted(result.pairs()) == [(0.05, 0.4), (0.1, 0.22), (0.2, 0.33), (0.3, 0.11)]
+
+
+def test_simulate_replays_a_kept_measurement_on_any_network(tmp_path):
+    """A measurement kept under out/real is simulated again on the network given: here one
+    made by the simulation itself, so the same network gives it back to the digit, and half
+    the goodput (no latency) twice its time; out/sim is replaced each time."""
+    pattern = patterns.fan_in(2, MB)
+    make = lambda goodput: Network(
+        "1Gbit/s", goodput=goodput, nodes={0: {"bandwidth": "100Mbit/s"}}
+    )
+    run(
+        harness.experiment("f", pattern, make(1.0)),
+        out=tmp_path / "real",
+        progress=False,
+        plot=False,
+    )
+    same = harness.simulate("f", pattern, make(1.0), tmp_path)
+    assert same.sim == same.real and same.sim_last == same.real_last
+    assert same.sim_last == pytest.approx(2 * 8 * (MB + 100) / 100e6, rel=1e-3)
+    assert same.busy != same.busy  # no cpu.json: nan
+    (tmp_path / "cpu.json").write_text('{"busy": 0.25, "stolen": 0.0}')
+    half = harness.simulate("f", pattern, make(0.5), tmp_path)
+    assert half.sim_last == pytest.approx(2 * same.real_last, rel=1e-9)
+    assert (half.busy, half.stolen) == (0.25, 0.0)
+    with pytest.raises(FileNotFoundError, match="holds no real run of 'g'"):
+        harness.simulate("g", pattern, make(1.0), tmp_path)
