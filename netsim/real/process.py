@@ -118,7 +118,7 @@ async def _run(connect: str, i: int, listen: str) -> int:
     except Exception as error:  # set-up failed: say why, once (a busy port needs no traceback)
         text = "" if isinstance(error, OSError) else traceback.format_exc()
         frames.send(writer, "error", i, f"{type(error).__name__}: {error}", text)
-        await writer.drain()
+        await frames.finish(writer)
         return 1
     # the TCP its connections get, for config.json: another moves bytes differently
     frames.send(writer, "ready", i, (listen_host, port), netns.congestion_here())
@@ -145,11 +145,7 @@ async def _serve(world: NodeProcess, reader, writer) -> int:
         world.report("error", world.node.id, *failed.result())
     elif control.result() == "stop":
         world.report("final", world.node.id, world.X[0].clone(), world.B[0].clone(), _memory())
-    try:
-        await writer.drain()
-        writer.close()
-    except ConnectionError:
-        pass
+    await frames.finish(writer)
     return 1 if failed.done() else 0
 
 

@@ -95,3 +95,42 @@ def test_large_buffers_come_from_the_heap_once_a_node_process_asks():
     )
     assert found.returncode == 0, found.stderr
     assert found.stdout.split() == ["True", "True", "True"]
+
+
+_LAST_REPORT = """
+import asyncio, socket, sys
+from netsim.real import frames
+async def main(port):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    frames.write(writer, bytes(300_000))  # a node's last report: its model
+    await frames.finish(writer)
+sys.exit(asyncio.run(main(int(sys.argv[1]))))
+"""
+
+
+def test_a_node_processs_last_report_arrives_whole_before_it_exits():
+    """A process that sends a frame and ends its asyncio.run() right after: every byte reaches
+    a reader slower than the sender (4 kB at a time, 10 ms apart, small socket buffers), as a
+    node's final model reaches a coordinator busy with the other nodes'. drain() returns once
+    under 16 kB are left in the process, and with close() alone those were lost."""
+    import time
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _LAST_REPORT, str(server.getsockname()[1])],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    conn, _ = server.accept()
+    received = 0
+    with conn:
+        conn.settimeout(30)
+        while chunk := conn.recv(4096):
+            received += len(chunk)
+            time.sleep(0.01)
+    server.close()
+    assert child.wait(timeout=30) == 0, child.stderr.read()
+    assert received == 4 + 300_000
