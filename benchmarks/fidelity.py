@@ -238,7 +238,8 @@ def main() -> int:
         print(
             f"fit of the single transfers: goodput {goodput:.4f}, constant {constant * 1e3:.2f} ms"
         )
-    harness.scatter(pairs, args.plot)
+    kinds = [spec[0].split()[0] for spec, result in flat for _ in result.pairs()]
+    harness.scatter(pairs, args.plot, kinds)
     return 0
 
 

@@ -267,21 +267,30 @@ def ranked(result: Result, pattern) -> list[tuple[float, float]]:
     ]
 
 
-def scatter(pairs, path: str) -> None:
-    """The (simulated, measured) pairs, one point per message, against y = x, drawn to path."""
+def scatter(pairs, path: str, kinds=None) -> None:
+    """The (simulated, measured) pairs, one point per message, against y = x and the band of
+    +-15% (the per-message target), drawn to path; kinds: each pair's pattern, one colour
+    each."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    fig, ax = plt.subplots(figsize=(5.5, 5.5))
-    ax.loglog(pairs[:, 1], pairs[:, 0], ".", alpha=0.6, label="one message")
+    pairs = np.asarray(pairs)
+    kinds = np.asarray(kinds if kinds is not None else ["one message"] * len(pairs))
+    fig, ax = plt.subplots(figsize=(6, 6))
+    for kind in dict.fromkeys(kinds):
+        mine = pairs[kinds == kind]
+        ax.loglog(mine[:, 1], mine[:, 0], ".", alpha=0.6, label=f"{kind} ({len(mine)})")
     lo, hi = pairs.min() * 0.8, pairs.max() * 1.25
     ax.plot([lo, hi], [lo, hi], "k--", linewidth=1, label="y = x")
+    ax.fill_between([lo, hi], [lo * 0.85, hi * 0.85], [lo * 1.15, hi * 1.15], color="grey",
+                    alpha=0.15, linewidth=0, label="within 15%")  # fmt: skip
     ax.set_xlabel("measured completion time (s), real TCP through htb")
     ax.set_ylabel("simulated completion time (s)")
     ax.set_title("Simulated vs measured, per message")
-    ax.legend()
+    ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"scatter plot: {path}")
