@@ -11,7 +11,8 @@ come two ways: paired (each message against itself) and by rank among alike mess
 a pattern starts at the same instant with the same size: the k-th to end simulated against the
 k-th to end measured; any other message against itself). Where alike flows share a link, which
 of them TCP favours is a matter of chance, so no model can pair them; the ranks say whether the
-spread of their completion times is right.
+spread of their completion times is right. With --repeats 2 or more it also prints real TCP
+against itself (each measurement against the one before): a floor no model can beat.
 
 --keep DIR keeps each measurement under DIR/<pattern>/<n>; --replay DIR simulates the ones
 kept there again, without root or namespaces, on the network the flags give: one measurement,
@@ -48,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from netsim import Network  # noqa: E402
 from netsim.network.spec import NetworkError  # noqa: E402
 from netsim.real import netns  # noqa: E402
-from validation import harness, patterns  # noqa: E402
+from validation import errors, harness, patterns  # noqa: E402
 
 KB, MB = 1000, 10**6
 RATES = ("100Mbit/s", "1Gbit/s")  # of the patterns among 8 nodes, unless --rates says
@@ -104,11 +105,6 @@ def folder(name: str) -> str:
 def at(rate: str) -> str:
     """A row name's rate: " @100M", " @1G"."""
     return f" @{rate.removesuffix('bit/s')}"
-
-
-def spread(errors: np.ndarray) -> str:
-    p50, p95, p100 = np.percentile(errors, [50, 95, 100])
-    return f"median {p50:.1%}, p95 {p95:.1%}, max {p100:.1%}"
 
 
 def fit(results, specs) -> tuple[float, float]:
@@ -219,19 +215,26 @@ def main() -> int:
     if max(map(len, results)) > 1:
         print("\nlast finisher, simulated / measured - 1 over its measurements:")
         for (name, _, _), measured in zip(specs, results, strict=True):
-            errors = np.array([r.sim_last / r.real_last - 1 for r in measured])
+            last = np.array([r.sim_last / r.real_last - 1 for r in measured])
             print(
-                f"{name:<28} median {np.median(errors):+7.1%}, best {min(errors, key=abs):+7.1%},"
-                f" from {errors.min():+.1%} to {errors.max():+.1%}"
+                f"{name:<28} median {np.median(last):+7.1%}, best {min(last, key=abs):+7.1%},"
+                f" from {last.min():+.1%} to {last.max():+.1%}"
             )
     # (spec, result) of every measurement
     flat = [(spec, r) for spec, measured in zip(specs, results, strict=True) for r in measured]
     pairs = np.array([pair for _, result in flat for pair in result.pairs()])
-    errors = np.abs(pairs[:, 0] / pairs[:, 1] - 1)
-    by_rank = np.array([pair for spec, result in flat for pair in harness.ranked(result, spec[1])])
-    print(f"\nper-message |sim/real - 1| over {len(errors)} messages: {spread(errors)}")
-    rank_errors = np.abs(by_rank[:, 0] / by_rank[:, 1] - 1)
-    print(f"the same, matched by rank among alike messages: {spread(rank_errors)}")
+    paired = errors.relative(pairs)
+    by_rank = errors.relative([p for spec, r in flat for p in errors.ranked(r, spec[1])])
+    print(f"\nper-message |sim/real - 1| over {len(paired)} messages: {errors.spread(paired)}")
+    print(f"the same, matched by rank among alike messages: {errors.spread(by_rank)}")
+    itself = [
+        errors.against_itself(measured, spec[1])
+        for spec, measured in zip(specs, results, strict=True)
+    ]
+    if count := sum(len(p) for p, _ in itself):
+        own, own_ranks = (np.concatenate(parts) for parts in zip(*itself, strict=True))
+        print(f"real TCP against itself (the measurement before), {count}: {errors.spread(own)}")
+        print(f"the same, matched by rank among alike messages: {errors.spread(own_ranks)}")
     singles = [(result, spec) for spec, result in flat if len(spec[1].schedule) == 1]
     if len({spec[1].schedule[0][3] for _, spec in singles}) >= 2:  # two sizes or more
         goodput, constant = fit(*zip(*singles, strict=True))

@@ -248,25 +248,6 @@ def completions(path: Path) -> tuple[dict[tuple[int, int, int], float], float]:
     return times, last - float(rows[0]["t_send"])
 
 
-def ranked(result: Result, pattern) -> list[tuple[float, float]]:
-    """(simulated, measured) completion times, matched by rank among alike transfers (same
-    instant and size: `Transfers.alike`): the k-th to end simulated against the k-th to end
-    measured. A transfer with none alike is matched with itself."""
-    groups = defaultdict(list)
-    for key, group in pattern.alike().items():
-        if key in result.real:
-            groups[group].append(key)
-    return [
-        pair
-        for keys in groups.values()
-        for pair in zip(
-            sorted(result.sim[key] for key in keys),
-            sorted(result.real[key] for key in keys),
-            strict=True,
-        )
-    ]
-
-
 def scatter(pairs, path: str, kinds=None) -> None:
     """The (simulated, measured) pairs, one point per message, against y = x and the band of
     +-15% (the per-message target), drawn to path; kinds: each pair's pattern, one colour

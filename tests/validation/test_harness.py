@@ -6,7 +6,7 @@ import csv
 import pytest
 
 from netsim import Network, run
-from validation import harness, patterns
+from validation import errors, harness, patterns
 
 MB = 10**6
 FIELDS = ["src", "dst", "t_send", "t_arrive"]
@@ -86,7 +86,7 @@ def test_ranked_matches_the_kth_to_end_among_alike_transfers_and_others_with_the
     real = {(1, 0, 0): 0.11, (2, 0, 0): 0.33, (3, 0, 0): 0.22, (0, 1, 0): 0.4}
     result = harness.Result("r", sim, real, 1.5, 1.4)
     ranked = [(0.05, 0.4), (0.1, 0.11), (0.2, 0.22), (0.3, 0.33)]
-    assert sorted(harness.ranked(result, pattern)) == ranked
+    assert sorted(errors.ranked(result, pattern)) == ranked
     assert sorted(result.pairs()) == [(0.05, 0.4), (0.1, 0.22), (0.2, 0.33), (0.3, 0.11)]
 
 
@@ -114,3 +114,19 @@ def test_simulate_replays_a_kept_measurement_on_any_network(tmp_path):
     assert (half.busy, half.stolen) == (0.25, 0.0)
     with pytest.raises(FileNotFoundError, match="holds no real run of 'g'"):
         harness.simulate("g", pattern, make(1.0), tmp_path)
+
+
+def test_real_tcp_against_itself_compares_each_measurement_with_the_one_before():
+    """Two measurements of a fan-in of 2 whose flows swapped places: paired, the second run
+    is 100% and 50% off the first; by rank among alike messages it is the same run."""
+    pattern = patterns.fan_in(2, MB)
+    runs = [
+        harness.Result("f", {}, {(1, 0, 0): 0.1, (2, 0, 0): 0.2}, 0.2, 0.2),
+        harness.Result("f", {}, {(1, 0, 0): 0.2, (2, 0, 0): 0.1}, 0.2, 0.2),
+        harness.Result("f", {}, {(1, 0, 0): 0.3, (2, 0, 0): 0.1}, 0.3, 0.3),
+    ]
+    paired, by_rank = errors.against_itself(runs, pattern)
+    assert sorted(paired) == pytest.approx([0.0, 0.5, 0.5, 1.0])  # run 2 vs 1, run 3 vs 2
+    assert sorted(by_rank) == pytest.approx([0.0, 0.0, 0.0, 0.5])
+    assert [len(e) for e in errors.against_itself(runs[:1], pattern)] == [0, 0]
+    assert errors.relative([(1.1, 1.0), (0.5, 1.0)]) == pytest.approx([0.1, 0.5])
