@@ -206,11 +206,7 @@ def replay(pattern, path: Path):
     """The pattern with each transfer's time set to when the real run sent it (relative to the
     first send); its (src, dst, k) and sizes unchanged."""
     sent = sends(path)
-    schedule, seen = [], defaultdict(int)
-    for _, src, dst, size in sorted(pattern.schedule):
-        k = seen[src, dst]
-        seen[src, dst] += 1
-        schedule.append((sent[src, dst, k], src, dst, size))
+    schedule = [(sent[key], *key[:2], size) for key, (_, size) in pattern.alike().items()]
     return replace(pattern, schedule=tuple(sorted(schedule)))
 
 
